@@ -1,0 +1,145 @@
+"""The ``xstilts`` command line: ``search``, ``train``, ``ui``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser", "summary_text"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xstilts", description=__doc__)
+    p.add_argument("--home", help="home folder for caches, tracking store and results "
+                                  "(default $XSTILTS_HOME or ./.xstilts)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("search", help="run a search (Ray Tune + Optuna + ASHA, tracked in MLflow)")
+    s.add_argument("space", nargs="?", help="space YAML (default: the packaged spaces/default.yaml)")
+    s.add_argument("--name", help="search name = MLflow experiment (default: the space's name)")
+    s.add_argument("--trials", type=int, help="number of trials (overrides the space)")
+    s.add_argument("--max-concurrent", type=int, help="trials at a time (overrides the space)")
+    s.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///$XSTILTS_HOME/mlflow.db)")
+    s.add_argument("--storage", help="Ray results folder (default $XSTILTS_HOME/ray)")
+    s.add_argument("--ray-address", help="connect to a running Ray cluster (e.g. auto, 10.0.0.1:6379)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a fixed trial setting, e.g. --set target_steps=100 (YAML value)")
+
+    t = sub.add_parser("train", help="run one trial without Ray (same trainer)")
+    t.add_argument("config", help="TrialConfig YAML")
+    t.add_argument("--output-dir", help="where results.json goes (overrides the config)")
+
+    u = sub.add_parser("ui", help="start the MLflow UI over the tracking store")
+    u.add_argument("--tracking-uri", help="tracking store (default sqlite:///$XSTILTS_HOME/mlflow.db)")
+    u.add_argument("--host", default="127.0.0.1")
+    u.add_argument("--port", type=int, default=5000)
+    return p
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise SystemExit(f"xstilts: --set expects KEY=VALUE, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.home:
+        os.environ["XSTILTS_HOME"] = str(Path(args.home).resolve())
+    if args.command == "search":
+        return _search(args)
+    if args.command == "train":
+        return _train(args)
+    if args.command == "ui":
+        from xstilts.dashboards.ui import serve
+        from xstilts.trainer.home import default_tracking_uri
+
+        return serve(args.tracking_uri or default_tracking_uri(), args.host, args.port)
+    return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from xstilts.trainer.config import ConfigError, load_trial_config
+    from xstilts.trainer.trial import run_trial
+
+    try:
+        cfg = load_trial_config(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
+    except ConfigError as e:
+        print(f"xstilts: {e}", file=sys.stderr)
+        return 2
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        keep = {k: round(v, 4) for k, v in metrics.items()
+                if k in ("train/step", "train/loss", "zero_shot/avg", "zero_shot/worst") or k.startswith("en/")}
+        print(f"[train] {json.dumps(keep)}", flush=True)
+
+    result = run_trial(cfg, report)
+    m = result["metrics"]
+    print(json.dumps({"engine": result["engine"], "zero_shot/avg": m["zero_shot/avg"],
+                      "test/zero_shot/avg": m["test/zero_shot/avg"]}))
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from xstilts.search.runner import SearchOptions, run_search
+    from xstilts.spaces import SpaceError, load_space
+    from xstilts.trainer.config import ConfigError
+
+    try:
+        spec = load_space(args.space)
+        overrides = _parse_sets(args.set)
+        if overrides:
+            from xstilts.spaces import sample_random, to_trial_config
+
+            to_trial_config(spec, sample_random(spec, 0), **overrides)  # fail before Ray starts
+    except (SpaceError, ConfigError) as e:
+        print(f"xstilts: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # pydantic errors from --set
+        print(f"xstilts: invalid --set: {e}", file=sys.stderr)
+        return 2
+    out = run_search(spec, SearchOptions(
+        name=args.name, trials=args.trials, max_concurrent=args.max_concurrent, tracking_uri=args.tracking_uri,
+        storage=args.storage, ray_address=args.ray_address, trial_overrides=overrides))
+    print(summary_text(out, spec.search.metric))
+    return 0 if out.counts["completed"] + out.counts["pruned"] > 0 else 1
+
+
+def summary_text(out: Any, metric: str) -> str:
+    c = out.counts
+    lines = ["", f"=== xstilts search {out.run_name} finished in {out.seconds / 60:.1f} min: "
+                 f"{c['completed']} completed, {c['pruned']} pruned by ASHA, {c['failed']} failed"]
+    if out.best_config and out.best_metrics:
+        cfg = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.best_config.items()
+               if not k.startswith("_u.")}
+        m = out.best_metrics
+        lines.append(f"best trial: {metric} = {m[metric]:.4f} (dev), test/zero_shot/avg = "
+                     f"{m.get('test/zero_shot/avg', float('nan')):.4f}")
+        lines.append(f"  config: {json.dumps(cfg)}")
+        per_lang = {k.split("/", 2)[2]: round(v, 3) for k, v in m.items()
+                    if k.startswith("zero_shot/") and k.count("/") == 2}
+        en = {k.split("/", 1)[1]: round(v, 3) for k, v in m.items() if k.startswith("en/")}
+        lines.append(f"  zero-shot per language (dev): {json.dumps(per_lang)}   English dev: {json.dumps(en)}")
+    uri = out.tracking_uri
+    lines += [
+        f"MLflow: experiment {out.experiment!r}, parent run {out.parent_run_id}",
+        f"  open the UI:  xstilts ui{'' if uri.endswith('.xstilts/mlflow.db') else f' --tracking-uri {uri}'}"
+        "   -> http://127.0.0.1:5000",
+        f"Ray results: {out.results_path}",
+        f"Ray dashboard (live while a search runs): {out.dashboard_url or 'http://127.0.0.1:8265'}",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

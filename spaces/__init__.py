@@ -1,0 +1,15 @@
+"""What may be tried: search-space YAML files, their schema, and the Optuna define-by-run function."""
+
+from .schema import (
+    SearchSpec,
+    SpaceError,
+    default_space_path,
+    define_by_run,
+    load_space,
+    sample_random,
+    to_trial_config,
+    trial_params,
+)
+
+__all__ = ["SearchSpec", "SpaceError", "default_space_path", "define_by_run", "load_space", "sample_random",
+           "to_trial_config", "trial_params"]

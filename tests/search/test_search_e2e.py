@@ -1,0 +1,81 @@
+"""End to end: `xstilts search` runs a real 2-trial search (Ray Tune + Optuna + ASHA + DeepSpeed)
+and the MLflow contract is read back with MlflowClient."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import TEST_FIDELITY, TEST_TINY, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _space(tmp_path: Path, name: str, trial: dict, trials: int = 2) -> Path:
+    from xstilts.spaces import default_space_path
+
+    raw = yaml.safe_load(default_space_path().read_text())
+    raw["name"] = name
+    raw["search"]["trials"] = trials
+    raw["trial"].update({"tiny": TEST_TINY, **TEST_FIDELITY, **trial})
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    return p
+
+
+def test_search_writes_the_mlflow_contract(tiny_home: Path, tmp_path: Path) -> None:
+    space = _space(tmp_path, "e2e", {})
+    uri = f"sqlite:///{tmp_path / 'track.db'}"
+    r = run_cli(["search", str(space), "--trials", "2", "--max-concurrent", "2", "--tracking-uri", uri], tiny_home)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert "best trial: zero_shot/avg" in r.stdout and "xstilts ui" in r.stdout
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("e2e")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id])
+    parents = [x for x in runs if x.data.tags.get("xstilts.kind") == "search"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.data.params["searcher"] == "tpe" and parent.data.params["scheduler"] == "asha"
+    assert parent.data.params["space_file"] == str(space)
+    assert parent.data.params["trials"] == "2"
+    assert parent.info.status == "FINISHED"
+
+    children = client.search_runs([exp.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(children) == 2
+    for child in children:
+        tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
+        assert tags["xstilts.kind"] == "trial" and tags["ray.trial_id"]
+        assert tags["xstilts.status"] in {"completed", "pruned"}
+        assert child.info.run_name.startswith("t000")
+        for key in ("tasks.mnli", "tasks.sst2", "ratio.mnli", "ratio.sst2", "schedule", "multilingual_share",
+                    "language_temperature", "learning_rate", "intermediate_tasks", "target_steps"):
+            assert key in params, key
+        chosen = [t for t in ("mnli", "sst2") if params[f"tasks.{t}"] == "1"]
+        assert sum(float(params[f"ratio.{t}"]) for t in chosen) == pytest.approx(1.0, abs=1e-4)
+        assert params["target_steps"] == "40"  # the fixed settings, as overridden for this test
+        assert 0.0 <= metrics["zero_shot/avg"] <= 1.0
+        assert {"zero_shot/xnli/xa", "zero_shot/xnli/xe", "en/xnli", "train/loss"} <= set(metrics)
+        history = client.get_metric_history(child.info.run_id, "zero_shot/avg")
+        assert [h.step for h in history] == sorted(h.step for h in history) and history[0].step == 1
+    assert any(c.data.tags["xstilts.status"] == "completed" for c in children)
+
+
+def test_crashed_trials_are_recorded_as_failed_and_the_search_goes_on(tiny_home: Path, tmp_path: Path) -> None:
+    space = _space(tmp_path, "crash", {"model": str(tmp_path / "no-such-checkpoint")})
+    uri = f"sqlite:///{tmp_path / 'track.db'}"
+    r = run_cli(["search", str(space), "--trials", "2", "--tracking-uri", uri], tiny_home)
+    assert r.returncode == 1  # nothing completed
+    assert "2 failed" in r.stdout
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("crash")
+    children = [x for x in client.search_runs([exp.experiment_id]) if x.data.tags.get("xstilts.kind") == "trial"]
+    assert len(children) == 2
+    for c in children:
+        assert c.info.status == "FAILED" and c.data.tags["xstilts.status"] == "failed"
+        assert "no-such-checkpoint" in c.data.tags["xstilts.error"]

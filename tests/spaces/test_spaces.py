@@ -1,0 +1,141 @@
+"""Space files: validation (errors name the file and the key) and the define-by-run function."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from xstilts.spaces import (
+    SpaceError,
+    default_space_path,
+    define_by_run,
+    load_space,
+    sample_random,
+    to_trial_config,
+    trial_params,
+)
+
+SHIPPED = sorted(Path(__file__).resolve().parents[2].joinpath("spaces").glob("*.yaml"))
+
+
+def _write(tmp_path: Path, raw: dict) -> Path:
+    p = tmp_path / "space.yaml"
+    p.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return p
+
+
+def _default_raw() -> dict:
+    return yaml.safe_load(default_space_path().read_text())
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_space_loads_and_says_how_to_launch(path: Path) -> None:
+    spec = load_space(path)
+    assert spec.source == str(path)
+    head = "".join(path.read_text().splitlines(keepends=True)[:5])
+    assert "xstilts search" in head
+
+
+def test_default_space_is_packaged_and_is_the_default() -> None:
+    assert load_space(None).name == "default"
+    assert default_space_path().exists()
+
+
+@pytest.mark.parametrize(
+    "mutate, key, hint",
+    [
+        (lambda r: r.update(serch={}), "serch", "unknown key"),
+        (lambda r: r["search"].update(trails=3), "search.trails", "unknown key"),
+        (lambda r: r["trial"].update(learning_rat=1e-3), "learning_rat", "unknown key"),
+        (lambda r: r["parameters"]["learning_rate"].update(low=1.0, high=0.1), "learning_rate", "must be < high"),
+        (lambda r: r["parameters"]["learning_rate"].update(low=0.0), "learning_rate", "log scale needs low > 0"),
+        (lambda r: r["parameters"]["intermediate_tasks"].update(members=["mnli", "squadd"]), "intermediate_tasks",
+         "unknown intermediate task"),
+        (lambda r: r["parameters"]["intermediate_tasks"].update(members=["mnli"], min_size=2), "intermediate_tasks",
+         "impossible sizes"),
+        (lambda r: r["parameters"]["ratios"].update(over="nothing"), "ratios.over", "simplex over nothing"),
+        (lambda r: r["parameters"]["multilingual_share"].update(when={"schedul": "interleaved"}),
+         "multilingual_share.when", "categorical parameter"),
+        (lambda r: r["parameters"]["multilingual_share"].update(when={"schedule": "annealed"}),
+         "multilingual_share.when", "not a choice"),
+        (lambda r: r["parameters"].update(dropout={"type": "float", "low": 0.0, "high": 0.5}), "dropout",
+         "not a trial setting"),
+        (lambda r: r["parameters"].update(lr={"type": "uniform", "low": 0.0, "high": 0.5}), "lr", "type"),
+        (lambda r: r["search"].update(searcher="bayes"), "search.searcher", "tpe"),
+    ],
+)
+def test_bad_spaces_name_the_file_and_the_key(tmp_path: Path, mutate, key: str, hint: str) -> None:
+    raw = _default_raw()
+    mutate(raw)
+    p = _write(tmp_path, raw)
+    with pytest.raises(SpaceError) as e:
+        load_space(p)
+    msg = str(e.value)
+    assert str(p) in msg and key in msg and hint in msg, msg
+
+
+def test_unconditional_multilingual_share_with_sequential_is_caught_before_ray(tmp_path: Path) -> None:
+    raw = _default_raw()
+    del raw["parameters"]["multilingual_share"]["when"]
+    with pytest.raises(SpaceError, match="sequential"):
+        load_space(_write(tmp_path, raw))
+
+
+def test_missing_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(SpaceError, match="no such space file"):
+        load_space(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SpaceError, match="not valid YAML"):
+        load_space(bad)
+
+
+def test_define_by_run_with_optuna_respects_conditions_and_the_simplex() -> None:
+    spec = load_space(None)
+    space = define_by_run(spec)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
+    seen_schedules = set()
+    for _ in range(40):
+        trial = study.ask()
+        constants = space(trial)
+        config = {**trial.params, **constants}
+        chosen = config["intermediate_tasks"].split("+")
+        assert {t for t in ("mnli", "sst2") if config[f"tasks.{t}"]} == set(chosen)
+        assert sum(config[f"ratio.{t}"] for t in chosen) == pytest.approx(1.0, abs=1e-5)
+        assert all(config[f"ratio.{t}"] == 0 for t in ("mnli", "sst2") if t not in chosen)
+        interleaved = config["schedule"] == "interleaved"
+        assert ("multilingual_share" in trial.params) == interleaved
+        assert ("language_temperature" in trial.params) == interleaved
+        if len(chosen) == 1:
+            assert not any(k.startswith("_u.") for k in trial.params)
+        tc = to_trial_config(spec, config)
+        assert set(tc.intermediate) == set(chosen)
+        assert tc.multilingual_share == (config["multilingual_share"] if interleaved else 0.0)
+        params = trial_params(spec, config)
+        assert not any(k.startswith("_u.") for k in params) and "multilingual_share" in params
+        seen_schedules.add(config["schedule"])
+        study.tell(trial, 0.5)
+    assert seen_schedules == {"sequential", "interleaved"}
+
+
+def test_the_simplex_is_uniform_under_random_sampling() -> None:
+    """Dirichlet(1,1) via -log(u): the first ratio over two tasks is uniform on [0, 1]."""
+    raw = _default_raw()
+    raw["parameters"]["intermediate_tasks"]["min_size"] = 2
+    from xstilts.spaces.schema import SearchSpec
+
+    spec = SearchSpec.model_validate(raw)
+    xs = [sample_random(spec, s)["ratio.mnli"] for s in range(2000)]
+    quartiles = [sum(q / 4 <= x < (q + 1) / 4 for x in xs) / len(xs) for q in range(4)]
+    assert all(abs(q - 0.25) < 0.04 for q in quartiles), quartiles
+
+
+def test_define_by_run_pickles_for_ray_checkpoints() -> None:
+    space = define_by_run(load_space(None))
+    again = pickle.loads(pickle.dumps(space))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    assert again(study.ask())

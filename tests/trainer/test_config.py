@@ -1,0 +1,157 @@
+"""trainer.config: typed trial configs; every mistake is an error that names the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from xstilts.trainer.config import ConfigError, TrialConfig, load_trial_config
+from xstilts.trainer.model import TinyModelSpec
+
+
+def write(tmp_path: Path, text: str, name: str = "trial.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def config_error(path: Path, **overrides: Any) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_trial_config(path, overrides or None)
+    msg = str(info.value)
+    assert str(path) in msg, msg
+    return msg
+
+
+# --- the model itself -----------------------------------------------------------------------
+
+
+def test_defaults_are_valid() -> None:
+    c = TrialConfig()
+    assert c.schedule == "sequential" and c.multilingual_share == 0.0
+    assert c.target_tasks == ["xnli"] and c.intermediate == {}
+    assert c.tiny == TinyModelSpec()
+
+
+def test_unknown_keys_are_rejected() -> None:
+    with pytest.raises(ValidationError, match="learning_rat"):
+        TrialConfig(learning_rat=0.1)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="layerz"):
+        TrialConfig(tiny={"layerz": 3})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"intermediate": {"qnli": 1.0}}, "unknown intermediate task 'qnli'; known: mnli, sst2"),
+        ({"intermediate": {"xnli": 1.0}}, "unknown intermediate task 'xnli'; known: mnli, sst2"),  # a target
+        ({"target_tasks": ["mnli"]}, "unknown target task 'mnli'; known: xnli"),
+        ({"target_tasks": []}, "at least one target task"),
+        ({"intermediate": {"mnli": 1.0, "sst2": -0.5}}, "ratio of 'sst2' is negative (-0.5)"),
+        ({"intermediate": {"mnli": 0.0, "sst2": 0.0}}, "all intermediate ratios are zero"),
+        ({"schedule": "sequential", "multilingual_share": 0.2}, "multilingual_share must be 0"),
+        ({"schedule": "sideways"}, "'sequential' or 'interleaved'"),
+        ({"schedule": "interleaved", "multilingual_share": 1.0}, "less than 1"),
+        ({"language_temperature": 0.0}, "greater than 0"),
+        ({"target_steps": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_invalid_values_are_rejected(kw: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        TrialConfig(**kw)
+    assert needle in str(info.value)
+
+
+def test_interleaved_with_a_share_is_valid() -> None:
+    c = TrialConfig(intermediate={"mnli": 2, "sst2": 1}, schedule="interleaved", multilingual_share=0.3)
+    assert c.intermediate == {"mnli": 2.0, "sst2": 1.0}  # ratios are kept as given (normalised later)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_ratio_is_rejected(bad: float) -> None:
+    with pytest.raises(ValidationError):
+        TrialConfig(intermediate={"mnli": bad, "sst2": 1.0})
+
+
+# --- load_trial_config -------------------------------------------------------------------------
+
+
+def test_typo_key_names_the_file_and_the_key(tmp_path: Path) -> None:
+    p = write(tmp_path, "intermediate: {mnli: 1.0}\nlearning_rat: 0.001\n")
+    msg = config_error(p)
+    assert "learning_rat: unknown key" in msg
+
+
+def test_nested_typo_key_names_its_dotted_path(tmp_path: Path) -> None:
+    p = write(tmp_path, "tiny:\n  layers: 2\n  layerz: 3\n")
+    assert "tiny.layerz: unknown key" in config_error(p)
+
+
+def test_every_error_of_a_file_is_listed(tmp_path: Path) -> None:
+    p = write(tmp_path, "batchsize: 8\ntarget_steps: 0\nintermediate: {qnli: 1}\n")
+    msg = config_error(p)
+    assert "batchsize: unknown key" in msg
+    assert "target_steps:" in msg
+    assert "unknown intermediate task 'qnli'; known: mnli, sst2" in msg
+
+
+def test_unknown_tasks_in_a_file_list_the_known_ones(tmp_path: Path) -> None:
+    assert "intermediate: Value error, unknown intermediate task 'qnli'; known: mnli, sst2" in config_error(
+        write(tmp_path, "intermediate: {qnli: 1.0}\n"))
+    assert "unknown target task 'pawsx'; known: xnli" in config_error(write(tmp_path, "target_tasks: [pawsx]\n"))
+
+
+def test_negative_ratio_in_a_file(tmp_path: Path) -> None:
+    assert "ratio of 'mnli' is negative (-1.0)" in config_error(write(tmp_path, "intermediate: {mnli: -1}\n"))
+
+
+def test_sequential_with_a_multilingual_share_in_a_file(tmp_path: Path) -> None:
+    msg = config_error(write(tmp_path, "schedule: sequential\nmultilingual_share: 0.2\n"))
+    assert "sequential" in msg and "multilingual_share must be 0" in msg
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    msg = config_error(write(tmp_path, "intermediate: {mnli: 1.0\nschedule: [interleaved\n"))
+    assert "not valid YAML" in msg
+
+
+@pytest.mark.parametrize(("text", "kind"), [("- mnli\n- sst2\n", "list"), ("just words\n", "str"), ("3\n", "int")])
+def test_non_mapping_yaml_names_the_file(tmp_path: Path, text: str, kind: str) -> None:
+    msg = config_error(write(tmp_path, text))
+    assert f"expected a mapping of keys at the top level, got {kind}" in msg
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    msg = config_error(tmp_path / "nope.yaml")
+    assert "no such config file" in msg
+
+
+def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
+    assert load_trial_config(write(tmp_path, "")) == TrialConfig()
+    assert load_trial_config(write(tmp_path, "# only a comment\n")) == TrialConfig()
+
+
+def test_overrides_apply_on_top_of_the_file_and_are_validated(tmp_path: Path) -> None:
+    p = write(tmp_path, "intermediate: {mnli: 1.0}\nlearning_rate: 0.01\nseed: 3\n")
+    c = load_trial_config(p, {"learning_rate": 0.002, "schedule": "interleaved", "multilingual_share": 0.5})
+    assert (c.learning_rate, c.seed, c.schedule, c.multilingual_share) == (0.002, 3, "interleaved", 0.5)
+    assert "learning_rat: unknown key" in config_error(p, learning_rat=0.1)
+    assert "multilingual_share must be 0" in config_error(p, multilingual_share=0.5)  # still sequential
+
+
+def test_a_valid_file_round_trips(tmp_path: Path) -> None:
+    original = TrialConfig(
+        intermediate={"mnli": 0.7, "sst2": 0.3}, schedule="interleaved", multilingual_share=0.25,
+        language_temperature=3.5, learning_rate=5e-4, intermediate_steps=40, target_steps=60,
+        batch_size=16, eval_every=20, eval_languages=["en", "xa", "xz"], eval_max_examples=100,
+        tiny=TinyModelSpec(pretrain_steps=30, pretrain_batch=16), seed=4, zero_stage=2, threads=1,
+    )
+    p = write(tmp_path, yaml.safe_dump(original.model_dump()))
+    loaded = load_trial_config(p)
+    assert loaded == original
+    assert loaded.model_dump() == original.model_dump()
+    assert isinstance(loaded.tiny, TinyModelSpec) and loaded.tiny.key() == original.tiny.key()

@@ -1,0 +1,352 @@
+"""trainer.synth: the offline XTREME-shaped benchmark is deterministic, well-formed and transfers by design."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xstilts.trainer.data import load_records
+from xstilts.trainer.hub import HUB_TASKS, DataNotFoundError
+from xstilts.trainer.synth import (
+    LANGUAGES,
+    NLI_LABELS,
+    SYNTH_VERSION,
+    SynthSizes,
+    _World,
+    ensure_synth,
+    generate,
+)
+from xstilts.trainer.tasks import TASKS
+
+CODES = [s.code for s in LANGUAGES]
+SPEC = {s.code: s for s in LANGUAGES}
+SMALL = SynthSizes(corpus_docs_en=200, train=50, dev=20, test=20)
+NUMBERS = {str(n) for n in range(2, 20)}
+FUNCTION_EN = {"the", "with", "of"}
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, Any]:
+    """The default-size benchmark for seed 0, in memory (the same that ``ensure_synth`` writes)."""
+    return generate(0)
+
+
+@pytest.fixture(scope="module")
+def on_disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, list[str]]:
+    """(home, SynthBenchmark, log lines of the first, generating, call)."""
+    home = tmp_path_factory.mktemp("home")
+    logs: list[str] = []
+    return home, ensure_synth(home, log=logs.append), logs
+
+
+def vocab(texts: list[str]) -> Counter[str]:
+    return Counter(w for t in texts for w in t.split())
+
+
+def corpus_vocab(data: dict[str, Any], lang: str) -> Counter[str]:
+    return vocab([d["text"] for d in data["corpus"][lang]])
+
+
+def has_not(sentence: str) -> bool:
+    return "not" in sentence.split()
+
+
+# --- determinism ------------------------------------------------------------------------
+
+
+def test_same_seed_gives_identical_benchmark() -> None:
+    a, b = generate(7, SMALL), generate(7, SMALL)
+    assert a == b
+    assert a["tasks"]["xnli"]["test"]["xc"]  # not trivially equal because empty
+
+
+def test_different_seed_gives_different_benchmark() -> None:
+    a, b = generate(7, SMALL), generate(8, SMALL)
+    assert a["corpus"]["en"] != b["corpus"]["en"]
+    assert a["tasks"]["xnli"]["test"]["xa"] != b["tasks"]["xnli"]["test"]["xa"]
+    assert a["tasks"]["mnli"]["train"]["en"] != b["tasks"]["mnli"]["train"]["en"]
+    # the world differs, not only the sampling: English content words change
+    words_a = set(corpus_vocab(a, "en")) - NUMBERS - FUNCTION_EN
+    words_b = set(corpus_vocab(b, "en")) - NUMBERS - FUNCTION_EN
+    assert len(words_a & words_b) < len(words_a) / 2
+
+
+def test_sizes_are_honoured() -> None:
+    d = generate(3, SMALL)
+    assert len(d["tasks"]["mnli"]["train"]["en"]) == 50
+    assert len(d["tasks"]["sst2"]["validation"]["en"]) == 20
+    assert {lang: len(v) for lang, v in d["tasks"]["xnli"]["test"].items()} == dict.fromkeys(CODES, 20)
+    assert len(d["corpus"]["en"]) == 200
+    assert min(len(v) for v in d["corpus"].values()) == 20  # floor of 20 documents per language
+
+
+# --- XNLI covers every language, in parallel ----------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_xnli_eval_splits_cover_every_language_equally(data: dict[str, Any], split: str) -> None:
+    by_lang = data["tasks"]["xnli"][split]
+    assert list(by_lang) == CODES
+    assert len({len(rows) for rows in by_lang.values()}) == 1
+    assert len(by_lang["en"]) == {"validation": SynthSizes().dev, "test": SynthSizes().test}[split]
+    for lang, rows in by_lang.items():
+        assert {r["language"] for r in rows} == {lang}
+
+
+def test_xnli_translate_train_is_every_non_english_language(data: dict[str, Any]) -> None:
+    tt = data["tasks"]["xnli"]["translate_train"]
+    assert sorted(tt) == sorted(c for c in CODES if c != "en")
+    for lang, rows in tt.items():
+        assert len(rows) == SynthSizes().train
+        assert {r["language"] for r in rows} == {lang}
+
+
+def test_xnli_languages_render_the_same_latent_pairs(data: dict[str, Any]) -> None:
+    """Parallel data: the same label and the same subject (a shared name) at every index."""
+    test = data["tasks"]["xnli"]["test"]
+    for i, en in enumerate(test["en"]):
+        for lang in CODES:
+            r = test[lang][i]
+            assert r["gold_label"] == en["gold_label"]
+            assert r["sentence1"].split()[0] == en["sentence1"].split()[0]
+            assert has_not(r["sentence1"]) == has_not(en["sentence1"])
+            assert has_not(r["sentence2"]) == has_not(en["sentence2"])
+
+
+# --- exact Hugging Face schemas ----------------------------------------------------------
+
+SCHEMA_CASES = [
+    ("xnli", "train"), ("xnli", "validation"), ("xnli", "test"), ("xnli", "translate_train"),
+    ("mnli", "train"), ("mnli", "validation_matched"), ("sst2", "train"), ("sst2", "validation"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("task", "split"), SCHEMA_CASES)
+def test_records_carry_exactly_the_hf_schema(data: dict[str, Any], task: str, split: str) -> None:
+    fields = list(HUB_TASKS[task].fields)
+    for lang, rows in data["tasks"][task][split].items():
+        assert rows, (task, split, lang)
+        for r in rows:
+            assert list(r) == fields, (task, split, lang, r)
+            if task == "xnli":
+                assert r["gold_label"] in NLI_LABELS
+                assert r["language"] == lang
+                assert isinstance(r["sentence1"], str) and isinstance(r["sentence2"], str)
+            else:
+                assert type(r["label"]) is int and type(r["idx"]) is int
+                assert 0 <= r["label"] < (3 if task == "mnli" else 2)
+
+
+@pytest.mark.parametrize(("task", "split"), [("mnli", "train"), ("sst2", "train"), ("sst2", "validation")])
+def test_glue_idx_is_a_unique_running_index(data: dict[str, Any], task: str, split: str) -> None:
+    idx = [r["idx"] for r in data["tasks"][task][split]["en"]]
+    assert idx == list(range(len(idx)))
+
+
+def test_mnli_dev_idx_do_not_collide_with_train(data: dict[str, Any]) -> None:
+    train = {r["idx"] for r in data["tasks"]["mnli"]["train"]["en"]}
+    dev = [r["idx"] for r in data["tasks"]["mnli"]["validation_matched"]["en"]]
+    assert len(set(dev)) == len(dev) and not train & set(dev)
+
+
+@pytest.mark.parametrize(("task", "split"), SCHEMA_CASES)
+def test_task_registry_reads_every_synth_record(data: dict[str, Any], task: str, split: str) -> None:
+    info = TASKS[task]
+    for rows in data["tasks"][task][split].values():
+        for r in rows[:200]:
+            a, b, y = info.example(r)
+            assert isinstance(a, str) and a
+            assert (b is None) == (info.family == "single_cls")
+            assert 0 <= y < info.num_labels
+
+
+# --- languages: overlap, imbalance, anchors ---------------------------------------------
+
+
+def test_measured_overlap_is_close_to_the_spec(data: dict[str, Any]) -> None:
+    ov = data["overlap"]
+    assert set(ov) == set(CODES)
+    for s in LANGUAGES:
+        assert ov[s.code] == pytest.approx(s.overlap, abs=0.02), s.code
+    assert ov["en"] == 1.0
+    assert ov["xz"] == 0.0
+    assert SPEC["xz"].control and not any(s.control for s in LANGUAGES if s.code != "xz")
+
+
+def test_corpus_sizes_are_imbalanced_in_the_spec_order(data: dict[str, Any]) -> None:
+    n = {lang: len(docs) for lang, docs in data["corpus"].items()}
+    assert set(n) == set(CODES)
+    for a in LANGUAGES:
+        for b in LANGUAGES:
+            if a.corpus_size > b.corpus_size:
+                assert n[a.code] > n[b.code], (a.code, b.code, n)
+            elif a.corpus_size == b.corpus_size:
+                assert n[a.code] == n[b.code], (a.code, b.code, n)
+    assert n["en"] / n["xa"] == pytest.approx(SPEC["en"].corpus_size / SPEC["xa"].corpus_size, rel=0.01)
+    assert n["en"] >= 50 * n["xe"]  # imbalanced enough for language temperature to matter
+
+
+def test_names_numbers_and_not_are_shared_by_every_language(data: dict[str, Any]) -> None:
+    en = corpus_vocab(data, "en")
+    names_en = {w for w in en if w[0].isupper()}
+    assert len(names_en) >= 10
+    assert NUMBERS <= set(en)
+    for lang in CODES:
+        v = corpus_vocab(data, lang)
+        names = {w for w in v if w[0].isupper()}
+        assert names and names <= names_en, lang
+        assert {w for w in v if w.isdigit()} <= NUMBERS and any(w.isdigit() for w in v), lang
+        assert v["not"] > 0, lang
+
+
+def test_and_is_a_shared_anchor(data: dict[str, Any]) -> None:
+    for lang in CODES:
+        assert corpus_vocab(data, lang)["and"] > 0, lang
+
+
+def test_control_language_shares_no_content_word_with_english(data: dict[str, Any]) -> None:
+    en, xz = set(corpus_vocab(data, "en")), set(corpus_vocab(data, "xz"))
+    shared = en & xz
+    anchors = {w for w in shared if w[0].isupper() or w in NUMBERS or w in {"not", "and", "."}}
+    assert shared == anchors, sorted(shared - anchors)
+    assert any(w[0].isupper() for w in shared) and "not" in shared  # the anchors are there
+    assert not FUNCTION_EN & xz  # its function words are its own
+
+
+def test_overlapping_languages_share_content_words_with_english(data: dict[str, Any]) -> None:
+    en = set(corpus_vocab(data, "en"))
+    content_en = {w for w in en if not w[0].isupper() and w not in NUMBERS | FUNCTION_EN | {"not", "and", "."}}
+    share = {lang: len(content_en & set(corpus_vocab(data, lang))) / len(content_en) for lang in ("xa", "xb", "xz")}
+    assert share["xa"] == pytest.approx(SPEC["xa"].overlap, abs=0.05)
+    assert share["xb"] == pytest.approx(SPEC["xb"].overlap, abs=0.05)
+    assert share["xz"] == 0.0
+
+
+def test_sov_languages_put_the_verb_last() -> None:
+    """In xc (SOV) the verb is the last word of a plain clause; in xb (SVO, same overlap) it is second."""
+    d = generate(0, SMALL)
+    w = _World(0)
+    verbs = {lang: {v for ws in w.lexicon[lang]["verb"] for v in ws} for lang in ("xb", "xc")}
+    for lang, pos in (("xc", -1), ("xb", 1)):
+        for r in d["tasks"]["xnli"]["test"][lang]:
+            words = [x for x in r["sentence2"].split() if x != "not"]  # hypotheses have no tail
+            assert words[pos] in verbs[lang], (lang, r["sentence2"])
+
+
+# --- labels --------------------------------------------------------------------------------
+
+
+def test_labels_are_roughly_balanced(data: dict[str, Any]) -> None:
+    t = data["tasks"]
+    for rows, key, k in (
+        (t["mnli"]["train"]["en"], "label", 3),
+        (t["xnli"]["translate_train"]["xa"], "gold_label", 3),
+        (t["xnli"]["test"]["en"], "gold_label", 3),
+        (t["sst2"]["train"]["en"], "label", 2),
+    ):
+        counts = Counter(r[key] for r in rows)
+        assert len(counts) == k
+        for c in counts.values():
+            assert c / len(rows) == pytest.approx(1 / k, abs=0.06), counts
+
+
+def test_nli_rule_polarity_decides_entailment_and_contradiction(data: dict[str, Any]) -> None:
+    t = data["tasks"]
+    pairs = [(r["premise"], r["hypothesis"], NLI_LABELS[r["label"]]) for r in t["mnli"]["train"]["en"]]
+    for lang in CODES:  # "not" is an anchor: the rule is visible in every language
+        pairs += [(r["sentence1"], r["sentence2"], r["gold_label"]) for r in t["xnli"]["test"][lang]]
+    seen = Counter()
+    for p, h, y in pairs:
+        assert p.split()[0] == h.split()[0], (p, h)  # the hypothesis speaks about the premise's subject
+        if y == "entailment":
+            assert has_not(p) == has_not(h), (p, h)
+        elif y == "contradiction":
+            assert has_not(p) != has_not(h), (p, h)
+        seen[(y, has_not(p) == has_not(h))] += 1
+    assert seen[("neutral", True)] and seen[("neutral", False)]  # neutral is not decided by polarity
+
+
+def test_nli_rule_topic_decides_neutral_and_sst2_follows_polarity(data: dict[str, Any]) -> None:
+    w = _World(0)  # the world generate(0) renders
+    en = w.lexicon["en"]
+    verb_topic = {v: t for t, ws in enumerate(en["verb"]) for v in ws}
+    polarity = {a: w.polarity[t][i] for t, ws in enumerate(en["adj"]) for i, a in enumerate(ws)}
+    for r in data["tasks"]["mnli"]["train"]["en"]:
+        tp = verb_topic[next(x for x in r["premise"].split() if x in verb_topic)]
+        th = verb_topic[next(x for x in r["hypothesis"].split() if x in verb_topic)]
+        assert (tp != th) == (NLI_LABELS[r["label"]] == "neutral"), r
+    for r in data["tasks"]["sst2"]["train"]["en"]:
+        adj = next(x for x in r["sentence"].split() if x in polarity)
+        assert r["label"] == int(polarity[adj] != has_not(r["sentence"])), r
+
+
+# --- on disk: cache, manifest, loader, errors ---------------------------------------------
+
+
+def test_ensure_synth_writes_a_manifest_and_the_generated_records(on_disk: Any, data: dict[str, Any]) -> None:
+    home, bench, logs = on_disk
+    root = home / "data" / f"synth-v{SYNTH_VERSION}-s0"
+    assert bench.root == root
+    assert logs and "generating synth" in logs[0]
+    m = bench.manifest
+    assert (m["version"], m["seed"]) == (SYNTH_VERSION, 0)
+    assert m["overlap"] == data["overlap"]
+    assert bench.languages == CODES
+    assert bench.control_languages == ["xz"]
+    assert bench.records("xnli", "test", "xc") == data["tasks"]["xnli"]["test"]["xc"]
+    assert bench.records("mnli", "validation_matched") == data["tasks"]["mnli"]["validation_matched"]["en"]
+    assert bench.corpus("xe") == [d["text"] for d in data["corpus"]["xe"]]
+    assert not list(root.parent.glob("*.tmp*"))  # the temporary folder was renamed, not left behind
+
+
+def test_ensure_synth_reuses_the_cache(on_disk: Any) -> None:
+    home, bench, _ = on_disk
+    manifest = bench.root / "manifest.json"
+    records = bench.path("xnli", "test", "en")
+    before = (manifest.stat().st_mtime_ns, records.stat().st_mtime_ns)
+    logs: list[str] = []
+    again = ensure_synth(home, log=logs.append)
+    assert logs == []
+    assert again.root == bench.root
+    assert (manifest.stat().st_mtime_ns, records.stat().st_mtime_ns) == before
+
+
+def test_a_manifest_marks_a_finished_cache(tmp_path: Path) -> None:
+    # a hand-made cache entry is trusted as is: only the manifest marks a finished benchmark
+    root = tmp_path / "data" / f"synth-v{SYNTH_VERSION}-s5"
+    root.mkdir(parents=True)
+    (root / "manifest.json").write_text('{"languages": [{"code": "en", "control": false}]}')
+    logs: list[str] = []
+    b = ensure_synth(tmp_path, seed=5, log=logs.append)
+    assert b.root == root and b.languages == ["en"] and logs == []
+
+
+def test_missing_split_raises_data_not_found_naming_the_path(on_disk: Any) -> None:
+    _, bench, _ = on_disk
+    with pytest.raises(DataNotFoundError) as info:
+        bench.records("xnli", "train", "xa")  # zero-shot: English train only
+    msg = str(info.value)
+    assert isinstance(info.value, FileNotFoundError)
+    assert str(bench.root / "xnli" / "train.xa.jsonl") in msg
+    assert "xnli/test.xa.jsonl" in msg and "mnli/train.en.jsonl" in msg  # what is there instead
+    assert "corpus/" not in msg
+    with pytest.raises(DataNotFoundError, match=re.escape(str(bench.root / "nope" / "train.en.jsonl"))):
+        bench.records("nope", "train")
+
+
+def test_load_records_maps_our_split_names_to_the_datasets(on_disk: Any, data: dict[str, Any]) -> None:
+    home, _, _ = on_disk
+    t = data["tasks"]
+    assert load_records("synth", "xnli", "dev", "xb", home=str(home)) == t["xnli"]["validation"]["xb"]
+    assert load_records("synth", "mnli", "dev", home=str(home)) == t["mnli"]["validation_matched"]["en"]
+    assert load_records("synth", "xnli", "translate_train", "xd", home=str(home)) == t["xnli"]["translate_train"]["xd"]
+    with pytest.raises(DataNotFoundError, match="'mnli' has no 'test' split"):
+        load_records("synth", "mnli", "test", home=str(home))
+    with pytest.raises(ValueError, match="unknown task 'qnli'; known tasks: mnli, sst2, xnli"):
+        load_records("synth", "qnli", "train", home=str(home))
+    with pytest.raises(ValueError, match="unknown benchmark 'glue'"):
+        load_records("glue", "mnli", "train", home=str(home))

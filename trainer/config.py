@@ -1,0 +1,120 @@
+"""``TrialConfig``: everything one trial needs, typed and validated at load.
+
+Unknown keys are errors (``extra="forbid"``), so a typo in a YAML never becomes a silent
+default; ``load_trial_config`` names the file in the error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .model import TinyModelSpec
+from .tasks import TASKS
+
+__all__ = ["TrialConfig", "ConfigError", "load_trial_config", "format_validation_error"]
+
+Schedule = Literal["sequential", "interleaved"]
+
+
+class ConfigError(ValueError):
+    """A config file is invalid; the message names the file and the key."""
+
+
+class TrialConfig(BaseModel):
+    """One trial: intermediate mixture + schedule, English target fine-tuning, zero-shot eval."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    # --- data and model
+    benchmark: Literal["synth", "xtreme"] = "synth"
+    data_seed: int = 0
+    data_dir: str | None = None
+    model: str = "tiny"  # "tiny", a hub name (xlm-roberta-base) or a local checkpoint folder
+    tiny: TinyModelSpec = Field(default_factory=TinyModelSpec)
+    target_tasks: list[str] = Field(default_factory=lambda: ["xnli"])
+    eval_languages: list[str] | None = None  # None: every language of the benchmark
+    eval_max_examples: int | None = None  # cap per language and split (reduced fidelity)
+
+    # --- the searched dimensions
+    intermediate: dict[str, float] = Field(default_factory=dict)  # task -> ratio (normalised)
+    multilingual_share: float = Field(0.0, ge=0.0, lt=1.0)  # share of phase-1 steps on multilingual MLM
+    language_temperature: float = Field(1.0, gt=0.0)  # q_l ∝ n_l^(1/T) inside the MLM component
+    schedule: Schedule = "sequential"
+    learning_rate: float = Field(1e-3, gt=0.0)
+
+    # --- budget (fidelity)
+    intermediate_steps: int = Field(300, ge=0)
+    target_steps: int = Field(300, ge=1)
+    batch_size: int = Field(32, ge=1)
+    eval_every: int = Field(100, ge=1)  # target-phase steps between zero-shot evaluations/reports
+    max_seq_len: int = Field(64, ge=8)
+
+    # --- engine
+    seed: int = 0
+    zero_stage: int = Field(0, ge=0, le=3)
+    gradient_clipping: float = 1.0
+    warmup: float = Field(0.1, ge=0.0, le=1.0)
+    threads: int | None = None  # torch threads; None leaves torch's default
+    home: str | None = None  # $XSTILTS_HOME override
+    output_dir: str | None = None  # where results.json is written (xstilts train)
+
+    @field_validator("intermediate")
+    @classmethod
+    def _known_intermediate(cls, v: dict[str, float]) -> dict[str, float]:
+        for t, r in v.items():
+            if t not in TASKS or TASKS[t].role != "intermediate":
+                known = sorted(n for n, i in TASKS.items() if i.role == "intermediate")
+                raise ValueError(f"unknown intermediate task {t!r}; known: {', '.join(known)}")
+            if r < 0:
+                raise ValueError(f"ratio of {t!r} is negative ({r})")
+        if v and sum(v.values()) <= 0:
+            raise ValueError(f"all intermediate ratios are zero: {v}")
+        return v
+
+    @field_validator("target_tasks")
+    @classmethod
+    def _known_targets(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one target task is needed")
+        for t in v:
+            if t not in TASKS or TASKS[t].role != "target":
+                known = sorted(n for n, i in TASKS.items() if i.role == "target")
+                raise ValueError(f"unknown target task {t!r}; known: {', '.join(known)}")
+        return v
+
+    @model_validator(mode="after")
+    def _schedule_consistent(self) -> TrialConfig:
+        if self.schedule == "sequential" and self.multilingual_share > 0:
+            raise ValueError("schedule 'sequential' is English-only: multilingual_share must be 0 "
+                             "(use schedule 'interleaved' to mix in multilingual MLM)")
+        return self
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key (not allowed here)" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_trial_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrialConfig:
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    raw.update(overrides or {})
+    try:
+        return TrialConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, str(p))) from None

@@ -1,0 +1,231 @@
+"""The encoder every trial starts from, and the multi-task model built on it.
+
+``tiny``: an XLM-R-architecture encoder (``XLMRobertaConfig``; 2 layers, 64 wide by
+default) with a word-level tokenizer trained by ``tokenizers`` on the synth corpora, MLM-
+pretrained once on all languages (sampled with temperature) and cached under
+``$XSTILTS_HOME/models/``. Any other name or path is loaded with ``from_pretrained`` (an
+XLM-R-compatible checkpoint such as ``xlm-roberta-base`` or a local folder).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+__all__ = ["TinyModelSpec", "ensure_tiny_model", "load_pretrained", "MultiTaskModel", "ClassificationHead"]
+
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3; <mask> follows
+
+
+class TinyModelSpec(BaseModel):
+    """Shape and pretraining budget of the locally made tiny model (part of its cache key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    layers: int = 2
+    hidden: int = 64
+    heads: int = 4
+    intermediate: int = 256
+    max_len: int = 64
+    pretrain_steps: int = Field(5000, ge=1)
+    pretrain_batch: int = Field(128, ge=1)
+    pretrain_lr: float = 2e-3
+    language_temperature: float = 3.0  # XLM-R's alpha=0.3 sampling, as T = 1/alpha
+    seed: int = 0
+    data_seed: int = 0
+
+    def key(self) -> str:
+        return hashlib.sha1(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _train_tokenizer(texts: list[str], out: Path) -> Any:
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=SPECIALS, min_frequency=1))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", model_max_length=512,
+    )
+    fast.save_pretrained(out)
+    return fast
+
+
+def mask_tokens(input_ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab: int,
+                gen: torch.Generator, prob: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking (80% <mask>, 10% random, 10% kept) of ``prob`` of the non-special tokens."""
+    labels = input_ids.clone()
+    chosen = (torch.rand(input_ids.shape, generator=gen) < prob) & ~special
+    labels[~chosen] = -100
+    ids = input_ids.clone()
+    r = torch.rand(input_ids.shape, generator=gen)
+    ids[chosen & (r < 0.8)] = mask_id
+    rnd = chosen & (r >= 0.8) & (r < 0.9)
+    ids[rnd] = torch.randint(len(SPECIALS), vocab, (int(rnd.sum()),), generator=gen)
+    return ids, labels
+
+
+def ensure_tiny_model(home: Path, spec: TinyModelSpec | None = None, *,
+                      log: Callable[[str], None] = print) -> Path:
+    """Make (once) and return the folder of the tokenizer + MLM-pretrained tiny model."""
+    spec = spec or TinyModelSpec()
+    out = home / "models" / f"tiny-{spec.key()}"
+    if (out / "xstilts_pretrain.json").exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one maker; concurrent trials wait, then reuse it
+        if not (out / "xstilts_pretrain.json").exists():
+            for stale in out.parent.glob(out.name + ".tmp*"):  # left by a crashed maker
+                shutil.rmtree(stale, ignore_errors=True)
+            _pretrain(home, spec, out, log)
+    return out
+
+
+def _pretrain(home: Path, spec: TinyModelSpec, out: Path, log: Callable[[str], None]) -> None:
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    from .data import synth_benchmark
+
+    bench = synth_benchmark(str(home), spec.data_seed, log)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    t0 = time.perf_counter()
+    corpora = {lang: bench.corpus(lang) for lang in bench.languages}
+    # pretraining sequences: pairs of consecutive sentences of one document
+    seqs: dict[str, list[str]] = {}
+    for lang, docs in corpora.items():
+        pairs = []
+        for d in docs:
+            s = d.split(" . ")
+            pairs += [" . ".join(s[i : i + 2]) for i in range(0, len(s), 2)]
+        seqs[lang] = pairs
+    tok = _train_tokenizer([t for docs in corpora.values() for t in docs], tmp)
+    config = XLMRobertaConfig(
+        vocab_size=len(tok), hidden_size=spec.hidden, num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads, intermediate_size=spec.intermediate,
+        max_position_embeddings=spec.max_len + 2, type_vocab_size=1,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+    )
+    torch.manual_seed(spec.seed)
+    model = XLMRobertaForMaskedLM(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"[xstilts] pretraining tiny model ({spec.layers}x{spec.hidden}, {n_params / 1e3:.0f}k params, "
+        f"vocab {len(tok)}) for {spec.pretrain_steps} MLM steps at batch {spec.pretrain_batch} -> {out}")
+
+    # language sampling with temperature: q_l ∝ n_l^(1/T)
+    langs = sorted(seqs)
+    w = [len(seqs[lang]) ** (1.0 / spec.language_temperature) for lang in langs]
+    rng = random.Random(spec.seed)
+    gen = torch.Generator().manual_seed(spec.seed)
+    encoded = {lang: tok(seqs[lang], truncation=True, max_length=spec.max_len)["input_ids"] for lang in langs}
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.pretrain_lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(spec.pretrain_steps, 0.05))
+    model.train()
+    every = max(1, spec.pretrain_steps // 20)
+    running = 0.0
+    for step in range(spec.pretrain_steps):
+        batch_langs = rng.choices(langs, weights=w, k=spec.pretrain_batch)
+        rows = [rng.choice(encoded[lang]) for lang in batch_langs]
+        ids, attn = pad(rows, pad_id=1)
+        special = ids <= 2
+        inp, labels = mask_tokens(ids, special, tok.mask_token_id, len(tok), gen)
+        loss = model(input_ids=inp, attention_mask=attn, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running += loss.item()  # note: a sync point; cheap on CPU
+        if (step + 1) % every == 0:
+            el = time.perf_counter() - t0
+            eta = el / (step + 1) * (spec.pretrain_steps - step - 1)
+            log(f"[xstilts]   pretrain step {step + 1}/{spec.pretrain_steps}  mlm loss {running / every:.3f}  "
+                f"{el:.0f}s elapsed, ~{eta:.0f}s left")
+            running = 0.0
+    model.save_pretrained(tmp)
+    (tmp / "xstilts_pretrain.json").write_text(json.dumps(
+        {"spec": spec.model_dump(), "params": n_params, "seconds": round(time.perf_counter() - t0, 1)}, indent=2))
+    tmp.rename(out)
+    log(f"[xstilts] tiny model ready in {time.perf_counter() - t0:.0f}s")
+
+
+def pad(rows: list[list[int]], pad_id: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    n = max(len(r) for r in rows)
+    ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(rows), n), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        attn[i, : len(r)] = 1
+    return ids, attn
+
+
+def load_pretrained(name_or_path: str | Path) -> tuple[Any, Any]:
+    """(tokenizer, XLMRobertaForMaskedLM) from a local folder or a hub name."""
+    from transformers import AutoTokenizer, XLMRobertaForMaskedLM
+
+    tok = AutoTokenizer.from_pretrained(str(name_or_path))
+    mlm = XLMRobertaForMaskedLM.from_pretrained(str(name_or_path))
+    return tok, mlm
+
+
+class ClassificationHead(nn.Module):
+    """RoBERTa's sentence head: dense + tanh on the first token, then a projection."""
+
+    def __init__(self, hidden: int, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, num_labels)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(h[:, 0])
+        return self.out(self.dropout(torch.tanh(self.dense(x))))
+
+
+class MultiTaskModel(nn.Module):
+    """A shared encoder, one head per task, and the pretrained MLM head for multilingual batches."""
+
+    def __init__(self, mlm: Any, heads: dict[str, int]) -> None:
+        super().__init__()
+        self.encoder = mlm.roberta
+        self.lm_head = mlm.lm_head
+        hidden = mlm.config.hidden_size
+        self.heads = nn.ModuleDict({t: ClassificationHead(hidden, n) for t, n in heads.items()})
+
+    def forward(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                labels: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if task == "mlm":
+            logits = self.lm_head(h)
+            loss = None if labels is None else nn.functional.cross_entropy(
+                logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100)
+            return loss, logits
+        logits = self.heads[task](h)
+        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        return loss, logits
+
+
+def lr_lambda(total: int, warmup_frac: float = 0.1) -> Callable[[int], float]:
+    """Linear warmup then linear decay to zero (BERT / XLM-R fine-tuning)."""
+    warm = max(1, math.ceil(total * warmup_frac))
+    return lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
