@@ -1,4 +1,4 @@
-"""The ``xstilts`` command line: ``search``, ``train``, ``ui``."""
+"""The ``xstilts`` command line: ``search``, ``train``, ``ui``, ``report``, ``status``, ``bench``."""
 
 from __future__ import annotations
 
@@ -33,6 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", help="TrialConfig YAML")
     t.add_argument("--output-dir", help="where results.json goes (overrides the config)")
 
+    b = sub.add_parser("bench", help="benchmarks: print one JSON object (never timed tests)")
+    b.add_argument("which", choices=["trainer", "search", "transfer"])
+    b.add_argument("--json", action="store_true", help="print only the JSON object")
+    b.add_argument("--quick", action="store_true", help="a short smoke-sized run (not for reported figures)")
+
+    r = sub.add_parser("report", help="write a self-contained HTML report of a search and log it")
+    r.add_argument("name", help="search run name (or experiment name: its latest search)")
+    r.add_argument("--tracking-uri")
+    r.add_argument("--output", help="HTML path (default $XSTILTS_HOME/reports/<name>.html)")
+
+    st = sub.add_parser("status", help="state of a running or finished search")
+    st.add_argument("name", nargs="?", help="search run or experiment name (default: the latest)")
+    st.add_argument("--tracking-uri")
+
     u = sub.add_parser("ui", help="start the MLflow UI over the tracking store")
     u.add_argument("--tracking-uri", help="tracking store (default sqlite:///$XSTILTS_HOME/mlflow.db)")
     u.add_argument("--host", default="127.0.0.1")
@@ -60,6 +74,23 @@ def main(argv: list[str] | None = None) -> int:
         return _search(args)
     if args.command == "train":
         return _train(args)
+    if args.command == "bench":
+        import importlib
+
+        module = {"trainer": "xstilts.trainer.bench", "search": "xstilts.search.bench",
+                  "transfer": "xstilts.search.bench_transfer"}[args.which]
+        result = importlib.import_module(module).run(quick=args.quick)
+        print(json.dumps(result, indent=None if args.json else 2, default=str))
+        return 0
+    if args.command == "report":
+        from xstilts.dashboards.report import write_report
+
+        print(write_report(args.name, tracking_uri=args.tracking_uri, output=args.output))
+        return 0
+    if args.command == "status":
+        from xstilts.dashboards.status import print_status
+
+        return print_status(args.name, tracking_uri=args.tracking_uri)
     if args.command == "ui":
         from xstilts.dashboards.ui import serve
         from xstilts.trainer.home import default_tracking_uri
