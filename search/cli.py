@@ -23,9 +23,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", help="search name = MLflow experiment (default: the space's name)")
     s.add_argument("--trials", type=int, help="number of trials (overrides the space)")
     s.add_argument("--max-concurrent", type=int, help="trials at a time (overrides the space)")
+    s.add_argument("--searcher", choices=["tpe", "gp", "random", "grid", "nsga2"], help="overrides the space")
+    s.add_argument("--scheduler", choices=["asha", "none", "pbt"], help="overrides the space")
+    s.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop the search after this long")
+    s.add_argument("--cpus-per-trial", type=float, help="CPUs each trial reserves (overrides the space)")
+    s.add_argument("--gpus-per-trial", type=float, help="GPUs each trial reserves (overrides the space)")
+    s.add_argument("--max-failures", type=int, help="retries of a trial whose worker dies (default 1)")
+    s.add_argument("--seed", type=int, help="searcher seed (overrides the space)")
+    s.add_argument("--steps", type=int, metavar="N",
+                   help="fidelity: intermediate_steps = target_steps = N (eval_every capped at N)")
     s.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///$XSTILTS_HOME/mlflow.db)")
     s.add_argument("--storage", help="Ray results folder (default $XSTILTS_HOME/ray)")
-    s.add_argument("--ray-address", help="connect to a running Ray cluster (e.g. auto, 10.0.0.1:6379)")
+    s.add_argument("--ray-address", help="connect to a running Ray cluster (e.g. auto, 10.0.0.1:6379; "
+                                         "default $RAY_ADDRESS, else a local Ray)")
+    s.add_argument("--resume", metavar="RUN", help="continue search run RUN (its name, folder, or the search "
+                                                   "name for its latest run) after its driver died")
+    s.add_argument("--retry-failed", action="store_true", help="with --resume: run errored trials again")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a fixed trial setting, e.g. --set target_steps=100 (YAML value)")
 
@@ -79,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 
         module = {"trainer": "xstilts.trainer.bench", "search": "xstilts.search.bench",
                   "transfer": "xstilts.search.bench_transfer"}[args.which]
-        result = importlib.import_module(module).run(quick=args.quick)
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):  # progress logs must not spoil the one JSON object
+            result = importlib.import_module(module).run(quick=args.quick)
         print(json.dumps(result, indent=None if args.json else 2, default=str))
         return 0
     if args.command == "report":
@@ -122,34 +138,63 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from xstilts.search.runner import SearchOptions, run_search
-    from xstilts.spaces import SpaceError, load_space
+    from xstilts.search.runner import SearchError, SearchOptions, apply_options, run_search
+    from xstilts.spaces import SpaceError, load_space, sample_random, to_trial_config
     from xstilts.trainer.config import ConfigError
 
-    try:
-        spec = load_space(args.space)
-        overrides = _parse_sets(args.set)
-        if overrides:
-            from xstilts.spaces import sample_random, to_trial_config
-
+    opts = SearchOptions(
+        name=args.name, trials=args.trials, max_concurrent=args.max_concurrent, tracking_uri=args.tracking_uri,
+        storage=args.storage, ray_address=args.ray_address, searcher=args.searcher, scheduler=args.scheduler,
+        time_budget_s=args.time_budget, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        max_failures=args.max_failures, seed=args.seed, resume=args.resume, retry_failed=args.retry_failed)
+    if args.retry_failed and not args.resume:
+        print("xstilts: --retry-failed goes with --resume RUN", file=sys.stderr)
+        return 2
+    spec = None
+    if args.resume:
+        if args.space or args.set or args.steps or any(v is not None for v in (
+                args.name, args.trials, args.searcher, args.scheduler, args.time_budget, args.seed)):
+            print("xstilts: --resume continues a search as it was started; drop the space and the overrides",
+                  file=sys.stderr)
+            return 2
+    else:
+        try:
+            spec = load_space(args.space)
+            overrides = _parse_sets(args.set)
+            if args.steps is not None:  # fidelity: both phases, evaluations at most every N steps
+                every = overrides.get("eval_every", spec.trial.get("eval_every", 100))
+                overrides.update(intermediate_steps=args.steps, target_steps=args.steps,
+                                 eval_every=min(args.steps, int(every)))
+            opts.trial_overrides = overrides
+            spec = apply_options(spec, opts)
             to_trial_config(spec, sample_random(spec, 0), **overrides)  # fail before Ray starts
-    except (SpaceError, ConfigError) as e:
+        except (SpaceError, ConfigError) as e:
+            print(f"xstilts: {e}", file=sys.stderr)
+            return 2
+        except Exception as e:  # pydantic errors from --set or the overrides
+            print(f"xstilts: invalid option: {e}", file=sys.stderr)
+            return 2
+    try:
+        out = run_search(spec, opts)  # type: ignore[arg-type]  # None only with resume
+    except SearchError as e:
         print(f"xstilts: {e}", file=sys.stderr)
         return 2
-    except Exception as e:  # pydantic errors from --set
-        print(f"xstilts: invalid --set: {e}", file=sys.stderr)
-        return 2
-    out = run_search(spec, SearchOptions(
-        name=args.name, trials=args.trials, max_concurrent=args.max_concurrent, tracking_uri=args.tracking_uri,
-        storage=args.storage, ray_address=args.ray_address, trial_overrides=overrides))
-    print(summary_text(out, spec.search.metric))
+    print(summary_text(out, out.metric))
+    if out.interrupted:
+        return 130
     return 0 if out.counts["completed"] + out.counts["pruned"] > 0 else 1
 
 
 def summary_text(out: Any, metric: str) -> str:
     c = out.counts
-    lines = ["", f"=== xstilts search {out.run_name} finished in {out.seconds / 60:.1f} min: "
-                 f"{c['completed']} completed, {c['pruned']} pruned by ASHA, {c['failed']} failed"]
+    state = "interrupted" if getattr(out, "interrupted", False) else "finished"
+    lines = ["", f"=== xstilts search {out.run_name} {state} after {out.seconds / 60:.1f} min: "
+                 f"{c['completed']} completed, {c['pruned']} pruned by ASHA, {c['failed']} failed"
+                 + (f", {c['unfinished']} unfinished (xstilts search --resume {out.run_name})"
+                    if c.get("unfinished") else "")]
+    if len(getattr(out, "nodes", {})) > 1:
+        lines.append(f"trials ran on {len(out.nodes)} Ray nodes: "
+                     + ", ".join(f"{n[:8]}: {k}" for n, k in sorted(out.nodes.items())))
     if out.best_config and out.best_metrics:
         cfg = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.best_config.items()
                if not k.startswith("_u.")}

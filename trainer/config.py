@@ -15,9 +15,35 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .model import TinyModelSpec
 from .tasks import TASKS
 
-__all__ = ["TrialConfig", "ConfigError", "load_trial_config", "format_validation_error"]
+__all__ = [
+    "TrialConfig", "StageConfig", "ConfigError", "load_trial_config", "format_validation_error",
+]
 
-Schedule = Literal["sequential", "interleaved"]
+Schedule = Literal["sequential", "interleaved", "annealed", "stages"]
+TaskRates = Literal["explicit", "proportional", "temperature", "uniform", "unimax"]
+
+
+class StageConfig(BaseModel):
+    """One explicit stage: ``steps`` phase-1 steps drawn from ``mixture`` (component -> rate);
+    components are intermediate tasks or ``mlm`` (multilingual MLM, languages by temperature)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    steps: int = Field(ge=1)
+    mixture: dict[str, float]
+
+    @field_validator("mixture")
+    @classmethod
+    def _known(cls, v: dict[str, float]) -> dict[str, float]:
+        known = sorted(n for n, i in TASKS.items() if i.role == "intermediate") + ["mlm"]
+        for t, r in v.items():
+            if t not in known:
+                raise ValueError(f"unknown stage component {t!r}; known: {', '.join(known)}")
+            if r < 0:
+                raise ValueError(f"rate of {t!r} is negative ({r})")
+        if sum(v.values()) <= 0:
+            raise ValueError(f"all stage rates are zero: {v}")
+        return v
 
 
 class ConfigError(ValueError):
@@ -45,6 +71,16 @@ class TrialConfig(BaseModel):
     language_temperature: float = Field(1.0, gt=0.0)  # q_l ∝ n_l^(1/T) inside the MLM component
     schedule: Schedule = "sequential"
     learning_rate: float = Field(1e-3, gt=0.0)
+    # how the intermediate tasks' rates are set: the given ratios ("explicit"), or from the chosen
+    # tasks' train sizes: proportional (cap K), temperature (T, cap K), uniform, unimax
+    task_rates: TaskRates = "explicit"
+    task_temperature: float = Field(2.0, gt=0.0)
+    examples_cap: int | None = Field(None, ge=1)  # K of T5/jiant examples-proportional mixing
+    unimax_epochs: float = Field(1.0, gt=0.0)  # UniMax: at most this many epochs of any one component
+    language_sampling: Literal["temperature", "unimax"] = "temperature"  # languages inside the MLM component
+    multilingual_share_start: float = Field(0.0, ge=0.0, lt=1.0)  # annealed: MLM share at phase-1 step 0
+    anneal_curve: Literal["linear", "cosine"] = "linear"
+    stages: list[StageConfig] | None = None  # schedule "stages": explicit {steps, mixture} list
 
     # --- budget (fidelity)
     intermediate_steps: int = Field(300, ge=0)
@@ -58,6 +94,13 @@ class TrialConfig(BaseModel):
     zero_stage: int = Field(0, ge=0, le=3)
     gradient_clipping: float = 1.0
     warmup: float = Field(0.1, ge=0.0, le=1.0)
+    lr_decay: Literal["linear", "cosine", "constant"] = "linear"  # after warmup
+    grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step (batch_size is per micro-batch)
+    bf16: Literal["auto", "on", "off"] = "auto"  # auto: on where the accelerator supports it
+    dropout: float | None = Field(None, ge=0.0, lt=1.0)  # override every dropout of the model (None: keep)
+    retrieval_layer: int | None = None  # hidden layer mean-pooled for retrieval (None: the middle one)
+    checkpoint_every: int | None = Field(None, ge=1)  # steps between checkpoints, in either phase
+    resume: bool = True  # resume from output_dir's last checkpoint when there is one
     threads: int | None = None  # torch threads; None leaves torch's default
     home: str | None = None  # $XSTILTS_HOME override
     output_dir: str | None = None  # where results.json is written (xstilts train)
@@ -91,6 +134,15 @@ class TrialConfig(BaseModel):
         if self.schedule == "sequential" and self.multilingual_share > 0:
             raise ValueError("schedule 'sequential' is English-only: multilingual_share must be 0 "
                              "(use schedule 'interleaved' to mix in multilingual MLM)")
+        if self.schedule == "stages":
+            if not self.stages:
+                raise ValueError("schedule 'stages' needs a non-empty 'stages' list of {steps, mixture}")
+            total = sum(s.steps for s in self.stages)
+            if total != self.intermediate_steps:
+                raise ValueError(f"the stages add up to {total} steps but intermediate_steps is "
+                                 f"{self.intermediate_steps}: make them equal")
+        elif self.stages is not None:
+            raise ValueError(f"'stages' is only read by schedule 'stages' (the schedule is {self.schedule!r})")
         return self
 
 

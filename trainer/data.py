@@ -37,10 +37,16 @@ def load_records(benchmark: str, task: str, split: str, lang: str = "en", *, hom
     info = task_info(task)
     if split not in info.splits:
         raise DataNotFoundError(f"task {task!r} has no {split!r} split (it has {', '.join(info.splits)})")
+    if split == "train" and info.english_train:  # zero-shot: trained on another dataset's English train
+        if lang != "en":
+            raise DataNotFoundError(f"task {task!r} is zero-shot: its only train split is English "
+                                    f"({info.english_train!r} train), not {lang!r}")
+        return load_records(benchmark, info.english_train, "train", "en", home=home, seed=seed, data_dir=data_dir)
     if benchmark == "synth":
         return synth_benchmark(home, seed).records(task, info.splits[split], lang)
     if benchmark == "xtreme":
         from .hub import load_hub
 
-        return load_hub(task, split, lang, data_dir=data_dir)
+        # the dataset's own split name: the hub knows no "dev" for XQuAD, TyDiQA or Tatoeba
+        return load_hub(task, info.splits[split], lang, data_dir=data_dir)
     raise ValueError(f"unknown benchmark {benchmark!r}: use 'synth' or 'xtreme'")

@@ -16,7 +16,7 @@ import torch
 
 from .model import lr_lambda
 
-__all__ = ["free_port", "init_distributed", "build_engine", "ds_config"]
+__all__ = ["free_port", "init_distributed", "build_engine", "ds_config", "world", "bf16_supported", "engine_step"]
 
 
 def free_port() -> int:
@@ -42,29 +42,68 @@ def init_distributed() -> None:
     deepspeed.init_distributed(dist_backend=backend, verbose=False)
 
 
-def ds_config(*, batch_size: int, zero_stage: int, clipping: float, grad_accum: int = 1) -> dict[str, Any]:
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process (1 process unless launched with WORLD_SIZE > 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def bf16_supported() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def ds_config(*, batch_size: int, zero_stage: int, clipping: float, grad_accum: int = 1,
+              bf16: str | bool = "auto", world_size: int = 1) -> dict[str, Any]:
+    """The DeepSpeed config of a trial. ``batch_size`` is the global micro-batch (all ranks)."""
+    if batch_size % world_size:
+        raise ValueError(f"batch_size {batch_size} is not divisible by the {world_size} workers")
+    use_bf16 = bf16_supported() if bf16 == "auto" else bf16 in (True, "on")
+    if use_bf16 and not bf16_supported():
+        raise ValueError("bf16 'on' asked for, but this accelerator has no bf16 support (use 'auto')")
     return {
-        "train_micro_batch_size_per_gpu": batch_size,
+        "train_micro_batch_size_per_gpu": batch_size // world_size,
         "gradient_accumulation_steps": grad_accum,
+        "train_batch_size": batch_size * grad_accum,
         "gradient_clipping": clipping,
         "zero_optimization": {"stage": zero_stage},
-        "bf16": {"enabled": bf16},
+        "bf16": {"enabled": use_bf16},
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
 
 
 def build_engine(model: torch.nn.Module, *, lr: float, total_steps: int, warmup: float, batch_size: int,
-                 zero_stage: int = 0, clipping: float = 1.0) -> Any:
-    """``deepspeed.initialize`` with AdamW and linear warmup/decay over ``total_steps``."""
+                 zero_stage: int = 0, clipping: float = 1.0, grad_accum: int = 1, bf16: str | bool = "auto",
+                 decay: str = "linear") -> Any:
+    """``deepspeed.initialize`` with AdamW and warmup + decay over ``total_steps`` optimizer steps."""
     import deepspeed
 
     init_distributed()
+    # one worker without ZeRO in fp32: clip with torch's fused clip_grad_norm_ in ``engine_step``
+    # (same math; DeepSpeed's per-tensor Python clipping costs ~10% of a tiny model's step on CPU)
+    own_clip = world()[1] == 1 and zero_stage == 0 and clipping > 0 and not (
+        bf16_supported() if bf16 == "auto" else bf16 in (True, "on"))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total_steps, warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total_steps, warmup, decay))
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=opt, lr_scheduler=sched,
-        config=ds_config(batch_size=batch_size, zero_stage=zero_stage, clipping=clipping),
+        config=ds_config(batch_size=batch_size, zero_stage=zero_stage, clipping=0.0 if own_clip else clipping,
+                         grad_accum=grad_accum,
+                         bf16=bf16, world_size=world()[1]),
     )
+    if world()[1] == 1 and zero_stage == 0:
+        # one worker: the gradient all-reduce is an identity, but DeepSpeed still flattens, reduces
+        # (through gloo on CPU) and unflattens every gradient each step; skip it
+        engine.enable_backward_allreduce = False
+    engine.xstilts_clip = clipping if own_clip else 0.0
     return engine
+
+
+def engine_step(engine: Any) -> None:
+    """``engine.step()``, clipping the gradients first at an accumulation boundary where
+    ``build_engine`` left clipping to us (DeepSpeed clips inside ``step`` otherwise)."""
+    clip = getattr(engine, "xstilts_clip", 0.0)
+    if clip and engine.is_gradient_accumulation_boundary():
+        torch.nn.utils.clip_grad_norm_(engine.module.parameters(), clip)
+    engine.step()

@@ -194,6 +194,13 @@ HUB_TASKS: dict[str, HubSource] = {
         ("id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label"),
         legacy_paths=("cosmos_qa",),
     ),
+    "ccg": HubSource(
+        "ccgbank", None, _splits(("train", "validation", "test"), dev="validation"), _EN, ("tokens", "ccg_tags"),
+        manual_download=(
+            "CCG supertagging (X-STILTs' CCG task) is CCGbank, licensed by the LDC (LDC2005T13), not on the "
+            "hub: convert it to records (tokens, ccg_tags) and put them at {where}."
+        ),
+    ),
     "commonsenseqa": HubSource(
         "tau/commonsense_qa", None, _splits(("train", "validation", "test"), dev="validation"), _EN,
         ("id", "question", "question_concept", "choices", "answerKey"), legacy_paths=("commonsense_qa",),

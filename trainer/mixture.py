@@ -16,7 +16,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Mixture", "temperature_rates", "MixtureSampler"]
+__all__ = [
+    "Mixture",
+    "MixtureSampler",
+    "temperature_rates",
+    "proportional_rates",
+    "scaled_rates",
+    "uniform_rates",
+    "unimax_rates",
+    "stickland_murray_rates",
+    "check_mixture",
+]
 
 
 def temperature_rates(sizes: Mapping[str, int], temperature: float) -> dict[str, float]:
@@ -81,3 +91,76 @@ class MixtureSampler:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.setstate(state["rng"])
         self.drawn = state["drawn"]
+
+
+# --- rate functions (seqio's mixing_rate_num_examples, T5 / jiant temperature, UniMax) -----------
+
+
+def _check_sizes(sizes: Mapping[str, int | float]) -> None:
+    if not sizes:
+        raise ValueError("a mixture over no components")
+    empty = [k for k, n in sizes.items() if n <= 0]
+    if empty:
+        raise ValueError(f"components with no data: {', '.join(empty)}")
+
+
+def proportional_rates(sizes: Mapping[str, int], cap: int | None = None) -> dict[str, float]:
+    """Examples-proportional mixing, each size capped at ``cap`` (T5's K)."""
+    return scaled_rates(sizes, 1.0, cap)
+
+
+def scaled_rates(sizes: Mapping[str, int], temperature: float = 1.0, cap: int | None = None) -> dict[str, float]:
+    """Temperature-scaled mixing with an examples cap: ``r_i ∝ min(n_i, K)^(1/T)`` (T5, jiant)."""
+    _check_sizes(sizes)
+    if cap is not None and cap <= 0:
+        raise ValueError(f"examples cap K must be > 0, got {cap}")
+    return temperature_rates({k: min(n, cap) if cap else n for k, n in sizes.items()}, temperature)
+
+
+def uniform_rates(names: list[str] | tuple[str, ...]) -> dict[str, float]:
+    if not names:
+        raise ValueError("a mixture over no components")
+    return {n: 1.0 / len(names) for n in names}
+
+
+def unimax_rates(sizes: Mapping[str, int], budget: float, max_epochs: float = 1.0) -> dict[str, float]:
+    """UniMax (Chung et al. 2023): spread ``budget`` examples as uniformly as possible over the
+    components, never more than ``max_epochs`` epochs of any one; what a small component cannot
+    use goes to the larger ones. Returns the budget shares (normalised)."""
+    _check_sizes(sizes)
+    if budget <= 0 or max_epochs <= 0:
+        raise ValueError(f"UniMax needs budget > 0 and max_epochs > 0, got {budget}, {max_epochs}")
+    left = float(budget)
+    alloc: dict[str, float] = {}
+    order = sorted(sizes, key=lambda k: (sizes[k], k))
+    for i, k in enumerate(order):
+        share = left / (len(order) - i)
+        alloc[k] = min(share, sizes[k] * max_epochs)
+        left -= alloc[k]
+    z = sum(alloc.values())
+    return {k: alloc[k] / z for k in sizes}
+
+
+def stickland_murray_rates(sizes: Mapping[str, int], progress: float, alpha_end: float = 0.2) -> dict[str, float]:
+    """Annealed sampling (Stickland & Murray 2019): ``r_i ∝ n_i^α`` with α going linearly from 1
+    (proportional) at ``progress`` 0 to ``alpha_end`` (toward uniform) at ``progress`` 1."""
+    alpha = 1.0 - (1.0 - alpha_end) * min(1.0, max(0.0, progress))
+    return temperature_rates(sizes, 1.0 / alpha)
+
+
+def check_mixture(rates: Mapping[str, float], *, known: list[str] | tuple[str, ...] | None = None,
+                  sizes: Mapping[str, int] | None = None) -> Mixture:
+    """A ``Mixture`` after the checks that need context; errors name the offending components:
+    unknown names (not in ``known``), negative or all-zero rates, components with no data."""
+    if known is not None:
+        unknown = [k for k in rates if k not in known]
+        if unknown:
+            raise ValueError(f"unknown mixture components: {', '.join(unknown)}; known: {', '.join(known)}")
+    mix = Mixture(dict(rates))
+    if not mix:
+        raise ValueError("an empty mixture: give at least one component a positive rate")
+    if sizes is not None:
+        empty = [k for k in mix.components if sizes.get(k, 0) <= 0]
+        if empty:
+            raise ValueError(f"mixture components with no data: {', '.join(empty)}")
+    return mix

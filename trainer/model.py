@@ -25,7 +25,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-__all__ = ["TinyModelSpec", "ensure_tiny_model", "load_pretrained", "MultiTaskModel", "ClassificationHead"]
+__all__ = [
+    "TinyModelSpec", "ensure_tiny_model", "load_pretrained", "MultiTaskModel", "ClassificationHead",
+    "MultipleChoiceHead", "SpanHead", "TokenHead", "make_head",
+]
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3; <mask> follows
 
@@ -48,7 +51,11 @@ class TinyModelSpec(BaseModel):
     data_seed: int = 0
 
     def key(self) -> str:
-        return hashlib.sha1(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:10]
+        """Cache key: the spec and the synth version it is made from (a new synth retrains it)."""
+        from .synth import SYNTH_VERSION
+
+        raw = {**self.model_dump(), "synth_version": SYNTH_VERSION}
+        return hashlib.sha1(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def _train_tokenizer(texts: list[str], out: Path) -> Any:
@@ -202,30 +209,125 @@ class ClassificationHead(nn.Module):
         return self.out(self.dropout(torch.tanh(self.dense(x))))
 
 
-class MultiTaskModel(nn.Module):
-    """A shared encoder, one head per task, and the pretrained MLM head for multilingual batches."""
+class MultipleChoiceHead(nn.Module):
+    """One score per choice: RoBERTa's sentence head with a single output, over (B*C) sequences."""
 
-    def __init__(self, mlm: Any, heads: dict[str, int]) -> None:
+    def __init__(self, hidden: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.head = ClassificationHead(hidden, 1, dropout)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.head(h).squeeze(-1)
+
+
+class SpanHead(nn.Module):
+    """Extractive QA: a start and an end logit per token."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.out = nn.Linear(hidden, 2)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(h)
+
+
+class TokenHead(nn.Module):
+    """Token classification: a tag distribution per token."""
+
+    def __init__(self, hidden: int, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, num_labels)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(h))
+
+
+def make_head(family: str, hidden: int, num_labels: int) -> nn.Module | None:
+    if family in ("pair_cls", "single_cls"):
+        return ClassificationHead(hidden, num_labels)
+    if family == "multiple_choice":
+        return MultipleChoiceHead(hidden)
+    if family == "qa":
+        return SpanHead(hidden)
+    if family == "token_cls":
+        return TokenHead(hidden, num_labels)
+    if family == "retrieval":
+        return None  # no training: mean-pooled hidden states of a middle layer
+    raise ValueError(f"unknown task family {family!r}")
+
+
+class MultiTaskModel(nn.Module):
+    """A shared encoder, one head per task, and the pretrained MLM head for multilingual batches.
+
+    ``heads`` maps task -> number of labels; ``families`` maps task -> family (default
+    ``pair_cls``, the sentence head). ``forward(task, input_ids, attention_mask, labels)``
+    returns ``(loss or None, logits)`` for every family, with family-shaped tensors:
+
+    * ``pair_cls``/``single_cls``: ids (B, L), labels (B,), logits (B, C)
+    * ``multiple_choice``: ids (B, C, L), labels (B,), logits (B, C)
+    * ``qa``: ids (B, L), labels (B, 2) start/end token, logits (B, L, 2) (padding masked)
+    * ``token_cls``/``mlm``: ids (B, L), labels (B, L) with -100 ignored, logits (B, L, C)
+    """
+
+    def __init__(self, mlm: Any, heads: dict[str, int], families: dict[str, str] | None = None) -> None:
         super().__init__()
         self.encoder = mlm.roberta
         self.lm_head = mlm.lm_head
         hidden = mlm.config.hidden_size
-        self.heads = nn.ModuleDict({t: ClassificationHead(hidden, n) for t, n in heads.items()})
+        self.families = {t: (families or {}).get(t, "pair_cls") for t in heads}
+        made = {t: make_head(self.families[t], hidden, n) for t, n in heads.items()}
+        self.heads = nn.ModuleDict({t: h for t, h in made.items() if h is not None})
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int | None = None) -> torch.Tensor:
+        """Mean-pooled hidden states of ``layer`` (default: the middle layer, as XTREME's retrieval)."""
+        from .metrics import mean_pool
+
+        n = self.encoder.config.num_hidden_layers
+        k = (n + 1) // 2 if layer is None else layer
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return mean_pool(out.hidden_states[k], attention_mask)
 
     def forward(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 labels: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        ce = nn.functional.cross_entropy
+        family = "mlm" if task == "mlm" else self.families.get(task, "pair_cls")
+        if family == "multiple_choice":
+            b, c, n = input_ids.shape
+            h = self.encoder(input_ids=input_ids.view(b * c, n),
+                             attention_mask=attention_mask.view(b * c, n)).last_hidden_state
+            logits = self.heads[task](h).view(b, c)
+            return (None if labels is None else ce(logits, labels)), logits
         h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if task == "mlm":
-            logits = self.lm_head(h)
-            loss = None if labels is None else nn.functional.cross_entropy(
-                logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100)
+        if family in ("mlm", "token_cls"):
+            logits = self.lm_head(h) if family == "mlm" else self.heads[task](h)
+            loss = None if labels is None else ce(logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100)
+            return loss, logits
+        if family == "qa":
+            logits = self.heads[task](h).masked_fill(attention_mask.unsqueeze(-1) == 0, -1e4)
+            loss = None if labels is None else (ce(logits[..., 0], labels[:, 0]) + ce(logits[..., 1], labels[:, 1])) / 2
             return loss, logits
         logits = self.heads[task](h)
-        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        loss = None if labels is None else ce(logits, labels)
         return loss, logits
 
 
-def lr_lambda(total: int, warmup_frac: float = 0.1) -> Callable[[int], float]:
-    """Linear warmup then linear decay to zero (BERT / XLM-R fine-tuning)."""
-    warm = max(1, math.ceil(total * warmup_frac))
-    return lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
+class lr_lambda:  # noqa: N801 - a function in use; a class so that LambdaLR can save its state
+    """Linear warmup then decay to zero: ``linear`` (BERT / XLM-R fine-tuning), ``cosine``, or
+    ``constant`` (no decay)."""
+
+    def __init__(self, total: int, warmup_frac: float = 0.1, decay: str = "linear") -> None:
+        if decay not in ("linear", "cosine", "constant"):
+            raise ValueError(f"unknown LR decay {decay!r}; known: linear, cosine, constant")
+        self.total, self.decay = total, decay
+        self.warm = max(1, math.ceil(total * warmup_frac))
+
+    def __call__(self, s: int) -> float:
+        if s + 1 < self.warm:
+            return (s + 1) / self.warm
+        if self.decay == "constant":
+            return 1.0 if s < self.total else 0.0
+        frac = max(0.0, (self.total - s) / max(1, self.total - self.warm))
+        if self.decay == "cosine":
+            frac = 0.5 * (1.0 - math.cos(math.pi * min(1.0, frac)))
+        return min((s + 1) / self.warm, frac)

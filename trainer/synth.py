@@ -28,11 +28,12 @@ under ``$XSTILTS_HOME/data/synth-v<VERSION>-s<seed>/``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ __all__ = [
     "ensure_synth",
 ]
 
-SYNTH_VERSION = 2
+SYNTH_VERSION = 3
 NLI_LABELS = ("entailment", "neutral", "contradiction")  # glue/mnli label ids 0, 1, 2
 
 
@@ -77,6 +78,7 @@ _N_NAMES = 24
 _NUMBERS = tuple(str(n) for n in range(2, 20))
 _ANCHORS = ("not", "and")  # shared by every language, like names and numbers
 _FUNCTION = ("the", "with", "of")
+_EXTRA_FN = ("who", "what", "many", "in", "does", "org")  # function words of the later tasks
 _CONS = "bcdfghjklmnprstvz"
 _VOWELS = "aeiou"
 
@@ -91,6 +93,8 @@ class _Clause:
     neg: bool
     num: str | None = None
     noun2: int | None = None
+    org: bool = False  # the subject is an organisation ("<Name> <org-word>"), not a person
+    place: str | None = None  # a "in <Place>" tail (one or two shared words)
 
 
 class _World:
@@ -99,6 +103,7 @@ class _World:
     def __init__(self, seed: int) -> None:
         rng = random.Random(seed)
         self.rng = rng
+        self.seed = seed
         self._used: set[str] = set(_ANCHORS) | set(_NUMBERS)
         self.names = [self._word(rng, 2).capitalize() for _ in range(_N_NAMES)]
         en = {
@@ -112,6 +117,24 @@ class _World:
         self.lexicon: dict[str, dict[str, Any]] = {"en": en}
         for spec in LANGUAGES[1:]:
             self.lexicon[spec.code] = self._translate(en, spec, random.Random(f"{seed}-{spec.code}"))
+        # words added after the first release (question words, "in", place and organisation names):
+        # drawn from their own RNG after the world is built, so the original lexicon, corpora and
+        # the xnli/mnli/sst2 records stay exactly what they were.
+        xrng = random.Random(f"extra-{seed}")
+        self.extra: dict[str, dict[str, str]] = {"en": {x: x for x in _EXTRA_FN}}
+        for spec in LANGUAGES[1:]:
+            self.extra[spec.code] = {x: self._word(xrng, 2) + "n" for x in _EXTRA_FN}
+        self.places = [self._word(xrng, 2).capitalize() for _ in range(12)]  # shared, like names
+        self.orgs = [self._word(xrng, 2).capitalize() for _ in range(8)]
+
+    @contextlib.contextmanager
+    def using(self, rng: random.Random) -> Iterator[None]:
+        """Sample from ``rng`` inside the block (new tasks never disturb the original stream)."""
+        saved, self.rng = self.rng, rng
+        try:
+            yield
+        finally:
+            self.rng = saved
 
     def _word(self, rng: random.Random, syllables: int) -> str:
         while True:
@@ -149,20 +172,26 @@ class _World:
         )
 
     # --- rendering -------------------------------------------------------------------
-    def render(self, c: _Clause, lang: str, *, with_adj: bool = True) -> str:
+    def render_tagged(self, c: _Clause, lang: str, *, with_adj: bool = True) -> list[tuple[str, str]]:
+        """The clause as ``(word, category)`` pairs; categories feed the tagging tasks."""
         lex = self.lexicon[lang]
         order = next(s.order for s in LANGUAGES if s.code == lang)
         the = lex["fn"]["the"]
-        verb = lex["verb"][c.topic][c.verb]
-        obj = [the] + ([lex["adj"][c.adj[0]][c.adj[1]]] if with_adj else []) + [lex["noun"][c.topic][c.noun]]
-        neg = ["not"] if c.neg else []
-        if order == "svo":
-            words = [c.name, *neg, verb, *obj]
-        else:
-            words = [c.name, *obj, *neg, verb]
+        verb = (lex["verb"][c.topic][c.verb], "verb")
+        obj = [(the, "det")] + ([(lex["adj"][c.adj[0]][c.adj[1]], "adj")] if with_adj else []) + [
+            (lex["noun"][c.topic][c.noun], "noun")]
+        neg = [("not", "neg")] if c.neg else []
+        name = ([(c.name, "org"), (self.extra[lang]["org"], "org")] if c.org
+                else [(part, "name") for part in c.name.split()])
+        words = [*name, *neg, verb, *obj] if order == "svo" else [*name, *obj, *neg, verb]
         if c.num is not None and c.noun2 is not None:
-            words += [lex["fn"]["with"], c.num, lex["noun"][c.topic][c.noun2]]
-        return " ".join(words)
+            words += [(lex["fn"]["with"], "with"), (c.num, "num"), (lex["noun"][c.topic][c.noun2], "noun")]
+        if c.place is not None:
+            words += [(self.extra[lang]["in"], "in"), *((p, "place") for p in c.place.split())]
+        return words
+
+    def render(self, c: _Clause, lang: str, *, with_adj: bool = True) -> str:
+        return " ".join(w for w, _ in self.render_tagged(c, lang, with_adj=with_adj))
 
 
 def _nli_pair(w: _World) -> tuple[_Clause, _Clause, int]:
@@ -255,7 +284,349 @@ def generate(seed: int = 0, sizes: SynthSizes | None = None) -> dict[str, Any]:
         # machine-"translated" training data, for translate-train / multilingual variants
         "translate_train": {k: v for k, v in xnli(sz.train, langs).items() if k != "en"},
     }
+    for task, splits in _later_tasks(w, sz, langs).items():
+        tasks[task] = splits
+    for lang, docs in _later_corpus(w, langs, {k: len(v) for k, v in corpus.items()}).items():
+        corpus[lang] += docs
     return {"corpus": corpus, "tasks": tasks, "overlap": overlap(w)}
+
+
+# --- the tasks added in version 3 ------------------------------------------------------------------
+# Each draws from its own RNG (``_World.using``), so adding or changing one never moves another.
+#
+# How they relate to the targets (by construction):
+#   related     anli -> xnli (same rule, two-clause premises, 10% label noise: harder);
+#               qqp -> pawsx (same-clause paraphrase vs a changed word);  squad -> xquad/mlqa/tydiqa
+#               (same generator); ccg -> udpos (word classes); cosmosqa -> QA (who did it)
+#   unrelated   commonsenseqa (which noun goes with a verb: lexical topic knowledge)
+#   conflicting hellaswag: the right ending *changes* topic, the opposite of what NLI rewards;
+#               sst2 (reads the adjective, with the polarity labels NLI reads from "not")
+
+UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
+        "SCONJ", "SYM", "VERB", "X")  # the ClassLabel of XTREME udpos.pos_tags
+PANX_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")  # XTREME PAN-X.ner_tags
+CCG_TAGS = ("NP", "N", "N/N", "NP/N", "(S\\NP)/NP", "(S\\NP)\\NP", "(S\\NP)/(S\\NP)",
+            "((S\\NP)\\(S\\NP))/NP", "conj", ".", "NP/NP", "PP/NP")
+_UPOS_OF = {"name": "PROPN", "org": "PROPN", "place": "PROPN", "neg": "PART", "verb": "VERB", "det": "DET",
+            "adj": "ADJ", "noun": "NOUN", "with": "ADP", "in": "ADP", "num": "NUM", "and": "CCONJ", ".": "PUNCT"}
+_CCG_OF = {"name": "NP", "org": "NP", "place": "NP", "neg": "(S\\NP)/(S\\NP)", "det": "NP/N", "adj": "N/N",
+           "noun": "N", "with": "((S\\NP)\\(S\\NP))/NP", "in": "PP/NP", "num": "N/N", "and": "conj", ".": "."}
+
+
+def _rng(w: _World, name: str) -> random.Random:
+    return random.Random(f"{w.seed}-task-{name}")
+
+
+def _tagged_sentence(w: _World, lang: str, *, entities: bool = False) -> list[tuple[str, str]]:
+    """One or two clauses as (word, category); ``entities`` adds organisations, places, full names."""
+    r = w.rng
+    c = w.clause()
+    if entities:
+        u = r.random()
+        if u < 0.25:
+            c.org, c.name = True, r.choice(w.orgs)
+        elif u < 0.5:
+            c.name = f"{c.name} {r.choice(w.names)}"
+        if r.random() < 0.5:
+            c.place = r.choice(w.places) + (f" {r.choice(w.places)}" if r.random() < 0.3 else "")
+    elif r.random() < 0.3:
+        c.num, c.noun2 = r.choice(_NUMBERS), r.randrange(_NOUNS)
+    out = w.render_tagged(c, lang)
+    if r.random() < 0.3:
+        out += [("and", "and"), *w.render_tagged(w.clause(topic=c.topic), lang, with_adj=False)]
+    return out + [(".", ".")]
+
+
+def _question(w: _World, c: _Clause, lang: str, kind: str) -> str:
+    """``who`` asks for the subject, ``many`` for the number of the clause's "with" tail."""
+    lex, x = w.lexicon[lang], w.extra[lang]
+    body = [t for t in w.render_tagged(_Clause(**{**c.__dict__, "num": None, "noun2": None}), lang, with_adj=False)]
+    if kind == "who":
+        return " ".join([x["who"], *(t for t, k in body if k != "name")])
+    assert c.noun2 is not None
+    return " ".join([x["what"], x["many"], lex["noun"][c.topic][c.noun2], *(t for t, _ in body)])
+
+
+def _qa_item(w: _World, lang: str, n_clauses: int, p_many: float) -> tuple[str, str, str]:
+    """(context, question, answer) with the answer a name or a number that occurs once in the context."""
+    r = w.rng
+    names = r.sample(w.names, n_clauses)
+    nums = r.sample(_NUMBERS, n_clauses)
+    clauses: list[_Clause] = []
+    seen: set[tuple[int, int]] = set()
+    while len(clauses) < n_clauses:
+        c = w.clause(name=names[len(clauses)])
+        if (c.topic, c.verb) in seen:  # the question must pick out one clause
+            continue
+        seen.add((c.topic, c.verb))
+        if r.random() < 0.6:
+            c.num, c.noun2 = nums[len(clauses)], r.randrange(_NOUNS)
+        clauses.append(c)
+    with_num = [c for c in clauses if c.num is not None]
+    if with_num and r.random() < p_many:
+        target, kind = r.choice(with_num), "many"
+    else:
+        target, kind = r.choice(clauses), "who"
+    answer = target.num if kind == "many" else target.name
+    assert answer is not None
+    return " . ".join(w.render(c, lang) for c in clauses) + " .", _question(w, target, lang, kind), answer
+
+
+def _squad_record(ctx: str, q: str, a: str, rid: str, title: str) -> dict[str, Any]:
+    start = ctx.split(" ").index(a)
+    char = len(" ".join(ctx.split(" ")[:start])) + (1 if start else 0)
+    assert ctx[char : char + len(a)] == a
+    return {"id": rid, "title": title, "context": ctx, "question": q,
+            "answers": {"answer_start": [char], "text": [a]}}
+
+
+def _later_tasks(w: _World, sz: SynthSizes, langs: list[str]) -> dict[str, dict[str, dict[str, list[dict[str, Any]]]]]:
+    tasks: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
+    non_en = [lang for lang in langs if lang != "en"]
+
+    def parallel(name: str, n: int, render_langs: list[str],
+                 make: Callable[[str], dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """``n`` latent items, each rendered in every language from the same RNG state (parallel data)."""
+        out: dict[str, list[dict[str, Any]]] = {lang: [] for lang in render_langs}
+        for i in range(n):
+            for lang in render_langs:
+                with w.using(random.Random(f"{w.seed}-{name}-{i}")):
+                    out[lang].append(make(lang))
+        return out
+
+    # --- anli (facebook/anli): two-clause premises, the hypothesis about either clause, 10% noise
+    def anli(n: int, start: int) -> list[dict[str, Any]]:
+        out = []
+        for i in range(n):
+            p, h, y = _nli_pair(w)
+            other = w.clause(name=w.rng.choice([x for x in w.names if x != p.name]))
+            first = w.rng.random() < 0.5
+            prem = (f"{w.render(p, 'en')} and {w.render(other, 'en')}" if first
+                    else f"{w.render(other, 'en')} and {w.render(p, 'en')}")
+            if w.rng.random() < 0.1:
+                y = w.rng.randrange(3)
+            out.append({"uid": f"s{start + i:06d}", "premise": prem, "hypothesis": w.render(h, "en", with_adj=False),
+                        "label": y, "reason": ""})
+        return out
+
+    with w.using(_rng(w, "anli")):
+        tasks["anli"] = {"train_r3": {"en": anli(sz.train, 0)}, "dev_r3": {"en": anli(sz.dev, sz.train)},
+                         "test_r3": {"en": anli(sz.dev, sz.train + sz.dev)}}
+
+    # --- paraphrase: the same clause (adjective dropped) vs one word changed (qqp) or swapped (pawsx)
+    def para_pair(lang: str, swap: bool) -> tuple[str, str, int]:
+        r = w.rng
+        c = w.clause()
+        c.num, c.noun2 = r.choice(_NUMBERS), r.choice([k for k in range(_NOUNS) if k != c.noun])
+        y = int(r.random() < 0.5)
+        if y:
+            d = _Clause(**{**c.__dict__})
+            s2 = w.render(d, lang, with_adj=r.random() < 0.5)
+        elif swap:  # PAWS: the same words, two of them swapped
+            d = _Clause(**{**c.__dict__, "noun": c.noun2, "noun2": c.noun})
+            s2 = w.render(d, lang)
+        else:
+            d = _Clause(**{**c.__dict__})
+            if r.random() < 0.5:
+                d.verb = r.choice([k for k in range(_VERBS) if k != c.verb])
+            else:
+                d.name = r.choice([x for x in w.names if x != c.name])
+            s2 = w.render(d, lang, with_adj=r.random() < 0.5)
+        return w.render(c, lang), s2, y
+
+    with w.using(_rng(w, "qqp")):
+        def qqp(n: int, start: int) -> list[dict[str, Any]]:
+            rows = []
+            for i in range(n):
+                a, b, y = para_pair("en", swap=False)
+                rows.append({"question1": f"{w.extra['en']['does']} {a}", "question2": f"{w.extra['en']['does']} {b}",
+                             "label": y, "idx": start + i})
+            return rows
+
+        tasks["qqp"] = {"train": {"en": qqp(sz.train, 0)}, "validation": {"en": qqp(sz.dev, sz.train)}}
+
+    def pawsx_row(lang: str) -> dict[str, Any]:
+        a, b, y = para_pair(lang, swap=True)
+        return {"sentence1": a, "sentence2": b, "label": str(y)}
+
+    tasks["pawsx"] = {
+        "train": parallel("pawsx-train", sz.train, ["en"], pawsx_row),
+        "validation": parallel("pawsx-dev", sz.dev, langs, pawsx_row),
+        "test": parallel("pawsx-test", sz.test, langs, pawsx_row),
+    }
+
+    # --- extractive QA: squad (English), xquad (3 clauses), mlqa (4 clauses), tydiqa (more "how many")
+    def qa_rows(name: str, n: int, render_langs: list[str], n_clauses: int, p_many: float,
+                lang_prefix: bool = False) -> dict[str, list[dict[str, Any]]]:
+        def make(lang: str) -> dict[str, Any]:
+            ctx, q, a = _qa_item(w, lang, n_clauses, p_many)
+            return _squad_record(ctx, q, a, "", f"{name}")
+
+        out = parallel(name, n, render_langs, make)
+        for lang, rows in out.items():
+            for i, row in enumerate(rows):
+                row["id"] = f"{lang}-{name}-{i}" if lang_prefix else f"{name}-{i}"
+        return out
+
+    with w.using(_rng(w, "qa")):
+        tasks["squad"] = {"train": qa_rows("squad-train", sz.train, ["en"], 3, 0.3),
+                          "validation": qa_rows("squad-dev", sz.dev, ["en"], 3, 0.3)}
+        tasks["xquad"] = {"validation": qa_rows("xquad", sz.test, langs, 3, 0.3)}
+        tasks["mlqa"] = {"validation": qa_rows("mlqa-dev", sz.dev, langs, 4, 0.3),
+                         "test": qa_rows("mlqa-test", sz.test, langs, 4, 0.3)}
+        tasks["tydiqa"] = {"train": qa_rows("tydiqa-train", sz.train // 4, ["en"], 2, 0.6, True),
+                           "validation": qa_rows("tydiqa", sz.test, langs, 2, 0.6, True)}
+
+    # --- multiple choice (English only) ---------------------------------------------------------
+    def hellaswag(n: int, split: str) -> list[dict[str, Any]]:
+        rows = []
+        for i in range(n):
+            c = w.clause()
+            others = [t for t in range(_N_TOPICS) if t != c.topic]
+            label = w.rng.randrange(4)
+            ends = []
+            for k in range(4):
+                # conflicting by design: the right ending moves to another topic
+                t = w.rng.choice(others) if k == label else c.topic
+                e = w.render(w.clause(topic=t, name=c.name), "en", with_adj=False)
+                ends.append(e.split(" ", 1)[1])
+            ctx_a = w.render(c, "en") + " ."
+            rows.append({"ind": i, "activity_label": f"topic {c.topic}", "ctx_a": ctx_a, "ctx_b": c.name,
+                         "ctx": f"{ctx_a} {c.name}", "endings": ends, "source_id": f"synth~{split}-{i}",
+                         "split": split, "split_type": "indomain", "label": str(label)})
+        return rows
+
+    with w.using(_rng(w, "hellaswag")):
+        tasks["hellaswag"] = {"train": {"en": hellaswag(sz.train, "train")},
+                              "validation": {"en": hellaswag(sz.dev, "val")}}
+
+    def cosmosqa(n: int, start: int) -> list[dict[str, Any]]:
+        rows = []
+        for i in range(n):
+            names = w.rng.sample(w.names, 4)
+            cl: list[_Clause] = []
+            seen: set[tuple[int, int]] = set()
+            while len(cl) < 2:
+                c = w.clause(name=names[len(cl)])
+                if (c.topic, c.verb) not in seen:
+                    seen.add((c.topic, c.verb))
+                    cl.append(c)
+            target = w.rng.randrange(2)
+            label = w.rng.randrange(4)
+            answers = [x for x in names if x != cl[target].name]
+            w.rng.shuffle(answers)
+            answers.insert(label, cl[target].name)
+            rows.append({"id": f"synth-{start + i}", "context": " . ".join(w.render(c, "en") for c in cl) + " .",
+                         "question": _question(w, cl[target], "en", "who"),
+                         **{f"answer{k}": answers[k] for k in range(4)}, "label": label})
+        return rows
+
+    with w.using(_rng(w, "cosmosqa")):
+        tasks["cosmosqa"] = {"train": {"en": cosmosqa(sz.train, 0)}, "validation": {"en": cosmosqa(sz.dev, sz.train)}}
+
+    def commonsenseqa(n: int, start: int) -> list[dict[str, Any]]:
+        en = w.lexicon["en"]
+        rows = []
+        for i in range(n):
+            c = w.clause()
+            key = w.rng.randrange(5)
+            choices = [en["noun"][w.rng.choice([t for t in range(_N_TOPICS) if t != c.topic])][w.rng.randrange(_NOUNS)]
+                       for _ in range(4)]
+            choices.insert(key, en["noun"][c.topic][c.noun])
+            verb = en["verb"][c.topic][c.verb]
+            rows.append({"id": f"synth-{start + i}", "question": f"{c.name} {verb} {w.extra['en']['what']}",
+                         "question_concept": verb,
+                         "choices": {"label": list("ABCDE"), "text": choices}, "answerKey": "ABCDE"[key]})
+        return rows
+
+    with w.using(_rng(w, "commonsenseqa")):
+        tasks["commonsenseqa"] = {"train": {"en": commonsenseqa(sz.train, 0)},
+                                  "validation": {"en": commonsenseqa(sz.dev, sz.train)}}
+
+    # --- token classification: ccg (English), udpos and panx (every language) --------------------
+    def ccg_tag(word: str, cat: str, order: str) -> int:
+        if cat == "verb":
+            return CCG_TAGS.index("(S\\NP)/NP" if order == "svo" else "(S\\NP)\\NP")
+        return CCG_TAGS.index(_CCG_OF[cat])
+
+    with w.using(_rng(w, "ccg")):
+        def ccg(n: int) -> list[dict[str, Any]]:
+            rows = []
+            for _ in range(n):
+                t = _tagged_sentence(w, "en")
+                rows.append({"tokens": [x for x, _ in t], "ccg_tags": [ccg_tag(x, k, "svo") for x, k in t]})
+            return rows
+
+        tasks["ccg"] = {"train": {"en": ccg(sz.train)}, "validation": {"en": ccg(sz.dev)}}
+
+    def udpos_row(lang: str) -> dict[str, Any]:
+        t = _tagged_sentence(w, lang)
+        return {"tokens": [x for x, _ in t], "pos_tags": [UPOS.index(_UPOS_OF[k]) for _, k in t]}
+
+    def panx_row(lang: str) -> dict[str, Any]:
+        t = _tagged_sentence(w, lang, entities=True)
+        tags, prev = [], "O"
+        for _, k in t:
+            ent = {"name": "PER", "org": "ORG", "place": "LOC"}.get(k)
+            tags.append("O" if ent is None else (f"I-{ent}" if prev.endswith(ent) else f"B-{ent}"))
+            prev = tags[-1]
+        return {"tokens": [x for x, _ in t], "ner_tags": [PANX_TAGS.index(g) for g in tags],
+                "langs": [lang] * len(t)}
+
+    for name, row in (("udpos", udpos_row), ("panx", panx_row)):
+        with w.using(_rng(w, name)):
+            tasks[name] = {
+                "train": parallel(f"{name}-train", sz.train, ["en"], row),
+                "validation": parallel(f"{name}-dev", sz.dev, langs, row),
+                "test": parallel(f"{name}-test", sz.test, langs, row),
+            }
+
+    # --- retrieval (no training): the same latent sentence in a language and in English ----------
+    def pairs(name: str, n: int, two: bool) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {lang: [] for lang in non_en}
+        for i in range(n):
+            seed = f"{w.seed}-{name}-{i}"
+            for lang in non_en:
+                with w.using(random.Random(seed)):
+                    src = " ".join(x for x, _ in _tagged_sentence(w, lang)[:-1])
+                with w.using(random.Random(seed)):
+                    tgt = " ".join(x for x, _ in _tagged_sentence(w, "en")[:-1])
+                if two:
+                    with w.using(random.Random(seed + "b")):
+                        src += " . " + " ".join(x for x, _ in _tagged_sentence(w, lang)[:-1])
+                    with w.using(random.Random(seed + "b")):
+                        tgt += " . " + " ".join(x for x, _ in _tagged_sentence(w, "en")[:-1])
+                out[lang].append({"source_sentence": src, "target_sentence": tgt, "source_lang": lang,
+                                  "target_lang": "en"})
+        return out
+
+    tasks["bucc"] = {"validation": pairs("bucc-dev", sz.dev, True), "test": pairs("bucc-test", sz.test, True)}
+    tasks["tatoeba"] = {"validation": pairs("tatoeba", sz.test, False)}
+    return tasks
+
+
+def _later_corpus(w: _World, langs: list[str], sizes: dict[str, int]) -> dict[str, list[dict[str, str]]]:
+    """Documents that use the words of the later tasks (questions, places, organisations), so the
+    tokenizer knows them and pretraining has seen them: about 15% more text per language."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for lang in langs:
+        docs = []
+        with w.using(random.Random(f"{w.seed}-corpus2-{lang}")):
+            for _ in range(max(10, sizes[lang] * 15 // 100)):
+                sents = []
+                for _ in range(w.rng.randint(3, 6)):
+                    u = w.rng.random()
+                    if u < 0.5:
+                        sents.append(" ".join(x for x, _ in _tagged_sentence(w, lang, entities=True)[:-1]))
+                    else:
+                        c = w.clause()
+                        c.num, c.noun2 = w.rng.choice(_NUMBERS), w.rng.randrange(_NOUNS)
+                        sents.append(_question(w, c, lang, "who" if u < 0.75 else "many"))
+                        if w.rng.random() < 0.5:
+                            sents[-1] = f"{w.extra[lang]['does']} {w.render(c, lang)}"
+                docs.append({"text": " . ".join(sents)})
+        out[lang] = docs
+    return out
 
 
 def overlap(w: _World) -> dict[str, float]:

@@ -62,7 +62,7 @@ def test_default_space_is_packaged_and_is_the_default() -> None:
          "multilingual_share.when", "categorical parameter"),
         (lambda r: r["parameters"]["multilingual_share"].update(when={"schedule": "annealed"}),
          "multilingual_share.when", "not a choice"),
-        (lambda r: r["parameters"].update(dropout={"type": "float", "low": 0.0, "high": 0.5}), "dropout",
+        (lambda r: r["parameters"].update(dropoutt={"type": "float", "low": 0.0, "high": 0.5}), "dropoutt",
          "not a trial setting"),
         (lambda r: r["parameters"].update(lr={"type": "uniform", "low": 0.0, "high": 0.5}), "lr", "type"),
         (lambda r: r["search"].update(searcher="bayes"), "search.searcher", "tpe"),
@@ -126,6 +126,7 @@ def test_the_simplex_is_uniform_under_random_sampling() -> None:
     """Dirichlet(1,1) via -log(u): the first ratio over two tasks is uniform on [0, 1]."""
     raw = _default_raw()
     raw["parameters"]["intermediate_tasks"]["min_size"] = 2
+    raw.pop("points_to_evaluate")
     from xstilts.spaces.schema import SearchSpec
 
     spec = SearchSpec.model_validate(raw)
@@ -139,3 +140,119 @@ def test_define_by_run_pickles_for_ray_checkpoints() -> None:
     again = pickle.loads(pickle.dumps(space))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     assert again(study.ask())
+
+
+# ---- the schema's later parts: sizes, seeds, grids, objectives, PBT, languages ------------------
+
+@pytest.mark.parametrize(
+    "mutate, key, hint",
+    [
+        (lambda r: r["parameters"]["intermediate_tasks"].update(sizes=[1, 5]), "intermediate_tasks",
+         "impossible sizes"),
+        (lambda r: r["parameters"]["intermediate_tasks"].update(always=["qqp"]), "intermediate_tasks",
+         "not members"),
+        (lambda r: r.update(points_to_evaluate=[{"schedul": "sequential"}]), "points_to_evaluate.0",
+         "not parameters"),
+        (lambda r: r.update(points_to_evaluate=[{"intermediate_tasks": "mnli", "schedule": "sequential",
+                                                 "multilingual_share": 0.3}]), "points_to_evaluate.0",
+         "inactive"),
+        (lambda r: r.update(points_to_evaluate=[{"intermediate_tasks": "mnli+sst2", "ratios": {"mnli": 1.0}}]),
+         "points_to_evaluate.0", "a rate for each chosen member"),
+        (lambda r: r.update(points_to_evaluate=[{"learning_rate": 1.0}]), "points_to_evaluate.0",
+         "not a number in"),
+        (lambda r: r.update(points_to_evaluate=[{"intermediate_tasks": "qqp"}]), "points_to_evaluate.0",
+         "not members"),
+        (lambda r: r["search"].update(searcher="grid"), "ratios", "cannot enumerate a simplex"),
+        (lambda r: r["search"].update(searcher="nsga2"), "search", "needs `objectives`"),
+        (lambda r: r["search"].update(objectives={"zero_shot/avg": "max"}), "objectives", "at least two"),
+        (lambda r: r["search"].update(scheduler="pbt"), "search", "set searcher: random"),
+        (lambda r: r["search"].update(scheduler="pbt", searcher="random", pbt={"mutate": ["dropoutt"]}),
+         "search.pbt.mutate", "not a float/int parameter"),
+        (lambda r: r["search"].update(time_budget_s=0), "search.time_budget_s", "greater than 0"),
+        (lambda r: r["trial"].update(eval_languages=["en", "klingon"]), "eval_languages", "unknown language"),
+        (lambda r: r["trial"].update(target_tasks=["xnlii"]), "target_tasks", "unknown target task"),
+        (lambda r: r["parameters"]["schedule"].update(when={"schedule": "sequential"}), "schedule", "circular"),
+        (lambda r: r["parameters"]["learning_rate"].update(grid=[1.0]), "learning_rate", "outside"),
+    ],
+)
+def test_more_bad_spaces_name_the_file_and_the_key(tmp_path: Path, mutate, key: str, hint: str) -> None:
+    raw = _default_raw()
+    mutate(raw)
+    p = _write(tmp_path, raw)
+    with pytest.raises(SpaceError) as e:
+        load_space(p)
+    msg = str(e.value)
+    assert str(p) in msg and key in msg and hint in msg, msg
+
+
+def test_subset_sizes_and_always() -> None:
+    from xstilts.spaces.schema import SubsetParam
+
+    p = SubsetParam(type="subset", members=["mnli", "qqp", "sst2"], sizes=[1, 3])
+    assert p.choices() == ["mnli", "qqp", "sst2", "mnli+qqp+sst2"]
+    p = SubsetParam(type="subset", members=["mnli", "qqp", "sst2"], min_size=2, always=["sst2"])
+    assert p.choices() == ["mnli+sst2", "qqp+sst2", "mnli+qqp+sst2"]
+    assert p.canonical(["sst2", "mnli"]) == "mnli+sst2"
+    with pytest.raises(ValueError, match="not an allowed subset"):
+        p.canonical("mnli+qqp")
+    assert SubsetParam(type="subset", members=["mnli"], min_size=0).choices() == ["none", "mnli"]
+
+
+def test_seed_points_decode_to_exactly_the_given_rates() -> None:
+    from xstilts.spaces import optuna_points
+    from xstilts.spaces.schema import _with_constants
+
+    spec = load_space(Path(__file__).resolve().parents[2] / "spaces" / "interleave.yaml")
+    pts = optuna_points(spec)
+    assert len(pts) == 3 and pts[0]["intermediate_tasks"] == "mnli+squad"
+    cfg = _with_constants(spec, pts[1])
+    assert cfg["ratio.mnli"] == pytest.approx(0.5) and cfg["ratio.squad"] == pytest.approx(0.5)
+    assert cfg["ratio.qqp"] == 0 and cfg["multilingual_share"] == 0.3
+    tc = to_trial_config(spec, cfg)
+    assert tc.schedule == "interleaved" and tc.intermediate == pytest.approx({"mnli": 0.5, "squad": 0.5})
+
+
+def test_when_accepts_a_list_of_values(tmp_path: Path) -> None:
+    raw = _default_raw()
+    raw["parameters"]["schedule"]["choices"] = ["sequential", "interleaved"]
+    raw["parameters"]["multilingual_share"]["when"] = {"schedule": ["interleaved"]}
+    spec = load_space(_write(tmp_path, raw))
+    for seed in range(20):
+        c = sample_random(spec, seed)
+        assert ("multilingual_share" in c) == (c["schedule"] == "interleaved")
+
+
+def test_paper_grid_enumerates_each_task_and_all_together() -> None:
+    from xstilts.spaces import grid_points
+
+    spec = load_space(Path(__file__).resolve().parents[2] / "spaces" / "paper_grid.yaml")
+    pts = grid_points(spec)
+    subsets = [p["intermediate_tasks"] for p in pts]
+    members = spec.parameters["intermediate_tasks"].members  # type: ignore[union-attr]
+    assert subsets == [*members, "+".join(members)]
+    assert spec.n_trials() == len(members) + 1
+    assert spec.trial["schedule"] == "sequential" and "multilingual_share" not in spec.parameters
+
+
+def test_grid_respects_conditions(tmp_path: Path) -> None:
+    from xstilts.spaces import grid_points
+
+    raw = _default_raw()
+    raw["search"]["searcher"] = "grid"
+    del raw["parameters"]["ratios"]
+    raw["parameters"]["multilingual_share"]["grid"] = [0.2, 0.4]
+    raw["parameters"]["language_temperature"]["grid"] = [1.0, 5.0]
+    raw["parameters"]["learning_rate"]["grid"] = [1e-3]
+    spec = load_space(_write(tmp_path, raw))
+    pts = grid_points(spec)
+    # 3 subsets x (1 sequential + 2 x 2 interleaved) x 1 learning rate
+    assert len(pts) == 3 * 5 and len({tuple(sorted(p.items())) for p in pts}) == 15
+    assert all(("multilingual_share" in p) == (p["schedule"] == "interleaved") for p in pts)
+
+
+def test_objectives_set_the_primary_metric(tmp_path: Path) -> None:
+    raw = _default_raw()
+    raw["search"].update(searcher="nsga2", objectives={"zero_shot/worst": "max", "zero_shot/avg": "max"})
+    spec = load_space(_write(tmp_path, raw))
+    assert spec.search.metric == "zero_shot/worst"
+    assert spec.search.objective_list() == (["zero_shot/worst", "zero_shot/avg"], ["max", "max"])

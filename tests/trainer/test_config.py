@@ -47,14 +47,26 @@ def test_unknown_keys_are_rejected() -> None:
 @pytest.mark.parametrize(
     ("kw", "needle"),
     [
-        ({"intermediate": {"qnli": 1.0}}, "unknown intermediate task 'qnli'; known: mnli, sst2"),
-        ({"intermediate": {"xnli": 1.0}}, "unknown intermediate task 'xnli'; known: mnli, sst2"),  # a target
-        ({"target_tasks": ["mnli"]}, "unknown target task 'mnli'; known: xnli"),
+        ({"intermediate": {"qnli": 1.0}}, "unknown intermediate task 'qnli'; known: anli, ccg, commonsenseqa, cosmosqa, hellaswag, mnli, qqp, squad, sst2"),
+        ({"intermediate": {"xnli": 1.0}}, "unknown intermediate task 'xnli'; known: anli, ccg, commonsenseqa, cosmosqa, hellaswag, mnli, qqp, squad, sst2"),  # a target
+        ({"target_tasks": ["mnli"]}, "unknown target task 'mnli'; known: bucc, mlqa, panx, pawsx, tatoeba, tydiqa, udpos, xnli, xquad"),
         ({"target_tasks": []}, "at least one target task"),
         ({"intermediate": {"mnli": 1.0, "sst2": -0.5}}, "ratio of 'sst2' is negative (-0.5)"),
         ({"intermediate": {"mnli": 0.0, "sst2": 0.0}}, "all intermediate ratios are zero"),
         ({"schedule": "sequential", "multilingual_share": 0.2}, "multilingual_share must be 0"),
-        ({"schedule": "sideways"}, "'sequential' or 'interleaved'"),
+        ({"schedule": "sideways"}, "'sequential', 'interleaved', 'annealed' or 'stages'"),
+        ({"schedule": "stages"}, "schedule 'stages' needs a non-empty 'stages' list"),
+        ({"schedule": "stages", "intermediate_steps": 10, "stages": [{"steps": 4, "mixture": {"mnli": 1}}]},
+         "the stages add up to 4 steps but intermediate_steps is 10"),
+        ({"schedule": "interleaved", "stages": [{"steps": 300, "mixture": {"mnli": 1}}]},
+         "'stages' is only read by schedule 'stages'"),
+        ({"schedule": "stages", "stages": [{"steps": 300, "mixture": {"qnli": 1}}]}, "unknown stage component 'qnli'"),
+        ({"schedule": "stages", "stages": [{"steps": 300, "mixture": {"mnli": -1}}]}, "rate of 'mnli' is negative"),
+        ({"schedule": "stages", "stages": [{"steps": 300, "mixture": {"mnli": 0}}]}, "all stage rates are zero"),
+        ({"task_rates": "sqrt"}, "'explicit', 'proportional', 'temperature', 'uniform' or 'unimax'"),
+        ({"examples_cap": 0}, "greater than or equal to 1"),
+        ({"grad_accum": 0}, "greater than or equal to 1"),
+        ({"bf16": "yes"}, "'auto', 'on' or 'off'"),
         ({"schedule": "interleaved", "multilingual_share": 1.0}, "less than 1"),
         ({"language_temperature": 0.0}, "greater than 0"),
         ({"target_steps": 0}, "greater than or equal to 1"),
@@ -96,13 +108,13 @@ def test_every_error_of_a_file_is_listed(tmp_path: Path) -> None:
     msg = config_error(p)
     assert "batchsize: unknown key" in msg
     assert "target_steps:" in msg
-    assert "unknown intermediate task 'qnli'; known: mnli, sst2" in msg
+    assert "unknown intermediate task 'qnli'; known: anli, ccg, commonsenseqa, cosmosqa, hellaswag, mnli, qqp, squad, sst2" in msg
 
 
 def test_unknown_tasks_in_a_file_list_the_known_ones(tmp_path: Path) -> None:
-    assert "intermediate: Value error, unknown intermediate task 'qnli'; known: mnli, sst2" in config_error(
+    assert "intermediate: Value error, unknown intermediate task 'qnli'; known: anli, ccg, commonsenseqa, cosmosqa, hellaswag, mnli, qqp, squad, sst2" in config_error(
         write(tmp_path, "intermediate: {qnli: 1.0}\n"))
-    assert "unknown target task 'pawsx'; known: xnli" in config_error(write(tmp_path, "target_tasks: [pawsx]\n"))
+    assert "unknown target task 'pawz'; known: bucc, mlqa, panx, pawsx, tatoeba, tydiqa, udpos, xnli, xquad" in config_error(write(tmp_path, "target_tasks: [pawz]\n"))
 
 
 def test_negative_ratio_in_a_file(tmp_path: Path) -> None:

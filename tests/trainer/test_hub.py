@@ -179,3 +179,21 @@ def test_unknown_task_language_or_split(task: str, split: str, lang: str, needle
         load_hub(task, split, lang)
     assert needle in str(info.value)
     assert not isinstance(info.value, DataNotFoundError)
+
+
+def test_ccg_reads_a_local_ccgbank_conversion_and_explains_the_licence(tmp_path: Path) -> None:
+    rows = [{"tokens": ["Pierre", "sleeps"], "ccg_tags": [0, 4]}]
+    write(tmp_path / "ccgbank" / "train.jsonl", rows)
+    assert load_hub("ccg", "train", data_dir=tmp_path) == rows
+    with pytest.raises(DataNotFoundError, match="(?s)CCGbank.*LDC2005T13"):
+        load_hub("ccg", "dev", data_dir=tmp_path)
+
+
+def test_load_records_asks_the_hub_for_the_datasets_own_split_names(tmp_path: Path) -> None:
+    from xstilts.trainer.data import load_records
+
+    write(tmp_path / "google/xtreme/XQuAD.de/validation-00000-of-00001.parquet", [QA])
+    write(tmp_path / "rajpurkar/squad/plain_text/train.jsonl", [QA])
+    for split in ("dev", "test"):  # XQuAD has one split: "validation"
+        assert load_records("xtreme", "xquad", split, "de", home=str(tmp_path), data_dir=str(tmp_path)) == [QA]
+    assert load_records("xtreme", "xquad", "train", home=str(tmp_path), data_dir=str(tmp_path)) == [QA]

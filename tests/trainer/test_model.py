@@ -119,6 +119,24 @@ def test_a_second_call_reuses_the_cache(made: Any) -> None:
     assert {p.name: p.stat().st_mtime_ns for p in path.iterdir()} == files
 
 
+def test_a_new_synth_version_retrains_the_tiny_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import xstilts.trainer.synth as synth
+
+    before = SPEC.key()
+    monkeypatch.setattr(synth, "SYNTH_VERSION", synth.SYNTH_VERSION + 1)
+    assert SPEC.key() != before
+
+
+def test_lr_decay_kinds() -> None:
+    lin, cos, const = lr_lambda(100, 0.1), lr_lambda(100, 0.1, "cosine"), lr_lambda(100, 0.1, "constant")
+    assert lin(4) == cos(4) == const(4) == pytest.approx(0.5)  # the same warmup
+    assert const(60) == 1.0 and const(100) == 0.0
+    assert cos(55) == pytest.approx(0.5) and cos(30) > lin(30) and cos(80) < lin(80)
+    assert cos(100) == 0.0
+    with pytest.raises(ValueError, match="unknown LR decay 'step'"):
+        lr_lambda(10, 0.1, "step")
+
+
 def test_the_cache_key_is_the_spec() -> None:
     assert TinyModelSpec(pretrain_steps=30, pretrain_batch=16).key() == SPEC.key()
     assert TinyModelSpec(pretrain_steps=31, pretrain_batch=16).key() != SPEC.key()

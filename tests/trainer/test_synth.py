@@ -80,8 +80,9 @@ def test_sizes_are_honoured() -> None:
     assert len(d["tasks"]["mnli"]["train"]["en"]) == 50
     assert len(d["tasks"]["sst2"]["validation"]["en"]) == 20
     assert {lang: len(v) for lang, v in d["tasks"]["xnli"]["test"].items()} == dict.fromkeys(CODES, 20)
-    assert len(d["corpus"]["en"]) == 200
-    assert min(len(v) for v in d["corpus"].values()) == 20  # floor of 20 documents per language
+    # 200 documents + 15% that use the words of the tasks added in version 3 (questions, places ...)
+    assert len(d["corpus"]["en"]) == 200 + 30
+    assert min(len(v) for v in d["corpus"].values()) == 20 + 10  # floors: 20 documents, 10 more
 
 
 # --- XNLI covers every language, in parallel ----------------------------------------------
@@ -346,7 +347,76 @@ def test_load_records_maps_our_split_names_to_the_datasets(on_disk: Any, data: d
     assert load_records("synth", "xnli", "translate_train", "xd", home=str(home)) == t["xnli"]["translate_train"]["xd"]
     with pytest.raises(DataNotFoundError, match="'mnli' has no 'test' split"):
         load_records("synth", "mnli", "test", home=str(home))
-    with pytest.raises(ValueError, match="unknown task 'qnli'; known tasks: mnli, sst2, xnli"):
+    with pytest.raises(ValueError, match="unknown task 'qnli'; known tasks: anli, bucc, ccg, .*, xnli, xquad$"):
         load_records("synth", "qnli", "train", home=str(home))
     with pytest.raises(ValueError, match="unknown benchmark 'glue'"):
         load_records("glue", "mnli", "train", home=str(home))
+
+
+# --- the tasks added in version 3 ----------------------------------------------------------------
+
+NEW_FIELDS = {t: list(HUB_TASKS[t].fields) for t in HUB_TASKS} | {"ccg": ["tokens", "ccg_tags"]}
+
+
+@pytest.mark.parametrize("task", sorted(set(TASKS) - {"xnli", "mnli", "sst2"}))
+def test_new_tasks_carry_the_hf_schema_in_every_split(data: dict[str, Any], task: str) -> None:
+    info = TASKS[task]
+    splits = data["tasks"][task]
+    assert set(info.splits.values()) - {"train"} <= set(splits), (task, list(splits))
+    for split, by_lang in splits.items():
+        want = CODES if info.role == "target" and split != "train" else ["en"]
+        if info.family == "retrieval":
+            want = [c for c in CODES if c != "en"]  # each language paired with English
+        assert list(by_lang) == want, (task, split)
+        for rows in by_lang.values():
+            assert rows
+            for r in rows[:50]:
+                assert list(r) == NEW_FIELDS[task], (task, split, r)
+                info.example(r)  # the registry reads every record
+
+
+def test_target_eval_sets_are_parallel_across_languages(data: dict[str, Any]) -> None:
+    t = data["tasks"]
+    for task, split, key in (("pawsx", "test", "label"), ("udpos", "test", "pos_tags"), ("panx", "test", "ner_tags")):
+        en = [r[key] for r in t[task][split]["en"]]
+        assert [r[key] for r in t[task][split]["xz"]] == en, task
+    xq = t["xquad"]["validation"]
+    assert [r["answers"]["text"] for r in xq["en"]] == [r["answers"]["text"] for r in xq["xc"]]  # names, numbers
+    for lang in CODES:
+        for r in xq[lang][:100]:
+            s, a = r["answers"]["answer_start"][0], r["answers"]["text"][0]
+            assert r["context"][s : s + len(a)] == a
+
+
+def test_tagging_labels_follow_the_word_classes(data: dict[str, Any]) -> None:
+    from xstilts.trainer.synth import PANX_TAGS, UPOS
+
+    for r in data["tasks"]["udpos"]["test"]["xc"][:200]:
+        for tok, tag in zip(r["tokens"], r["pos_tags"], strict=True):
+            if tok.isdigit():
+                assert UPOS[tag] == "NUM"
+            if tok == "not":
+                assert UPOS[tag] == "PART"
+    seen = Counter()
+    for r in data["tasks"]["panx"]["train"]["en"]:
+        tags = [PANX_TAGS[t] for t in r["ner_tags"]]
+        for prev, cur in zip(["O", *tags], tags, strict=False):
+            if cur.startswith("I-"):
+                assert prev[2:] == cur[2:], tags  # an I- continues its own entity
+            seen[cur] += 1
+    assert all(seen[t] > 0 for t in PANX_TAGS)
+
+
+def test_retrieval_pairs_share_names_and_numbers(data: dict[str, Any]) -> None:
+    for r in data["tasks"]["tatoeba"]["validation"]["xb"][:200]:
+        anchors = lambda s: [w for w in s.split() if w[0].isupper() or w.isdigit()]  # noqa: E731
+        assert anchors(r["source_sentence"]) == anchors(r["target_sentence"])
+        assert (r["source_lang"], r["target_lang"]) == ("xb", "en")
+
+
+def test_generation_stays_fast() -> None:
+    import time
+
+    t0 = time.perf_counter()
+    generate(1)
+    assert time.perf_counter() - t0 < 30  # about 4 s on 2 idle cores

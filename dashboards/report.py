@@ -1,0 +1,156 @@
+"""``xstilts report NAME``: one self-contained HTML file describing a search.
+
+Self-contained means the file opens on a machine with no network: no scripts, no CDN,
+no external stylesheet; every plot is a PNG inlined as a ``data:`` URI. The report is
+built from the tracking store (what the MLflow callback wrote), written to
+``$XSTILTS_HOME/reports/<search run>.html`` (or ``--output``) and logged to the search's
+parent run under ``report/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+
+from .mlflow_logging import redact
+from .store import SearchRecord, best_trial, load_search, objective_value, resolve_tracking_uri
+from .summary import Plot, baseline_trial, best_trial_plots, is_bookkeeping, leaderboard, search_plots
+
+__all__ = ["write_report", "render_report"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right}th{background:#f4f4f4}
+td.l,th.l{text-align:left}tr.completed td:first-child{font-weight:bold}
+tr.failed{color:#a33}tr.pruned{color:#777}
+figure{margin:1em 0}figcaption{font-size:.85em;color:#555}img{max-width:100%}
+.note{color:#777;font-style:italic}.scroll{overflow-x:auto}code{background:#f4f4f4;padding:0 .2em}
+"""
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
+    s = str(v)
+    try:
+        f = float(s)
+        if "." in s and len(s) > 8 and math.isfinite(f):
+            return f"{f:.4g}"
+    except ValueError:
+        pass
+    return s
+
+
+def _table(rows: list[dict[str, Any]], left: tuple[str, ...] = ("trial", "status", "schedule", "error", "run_id"),
+           row_class: str | None = None) -> str:
+    if not rows:
+        return '<p class="note">no rows</p>'
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    head = "".join(f'<th class="{"l" if c in left else ""}">{html.escape(c)}</th>' for c in cols)
+    body = []
+    for r in rows:
+        cls = html.escape(str(r.get(row_class, ""))) if row_class else ""
+        cells = "".join(f'<td class="{"l" if c in left else ""}">{html.escape(_fmt(r.get(c)))}</td>' for c in cols)
+        body.append(f'<tr class="{cls}">{cells}</tr>')
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+            "</table></div>")
+
+
+def _figure(p: Plot) -> str:
+    if p.png is None:
+        return f'<h3>{html.escape(p.title)}</h3><p class="note">not drawn: {html.escape(p.note)}</p>'
+    data = base64.b64encode(p.png).decode("ascii")
+    cap = f"<figcaption>{html.escape(p.note)}</figcaption>" if p.note else ""
+    return (f'<figure id="{html.escape(p.key)}"><h3>{html.escape(p.title)}</h3>'
+            f'<img alt="{html.escape(p.title)}" src="data:image/png;base64,{data}">{cap}</figure>')
+
+
+def _when(ms: int | None) -> str:
+    if not ms:
+        return "—"
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render_report(rec: SearchRecord, tracking_uri: str = "") -> str:
+    """The HTML text of the report of ``rec`` (no I/O)."""
+    counts = rec.counts()
+    best = best_trial(rec.trials, rec.metric, rec.mode)
+    base = baseline_trial(rec, best)
+    planned = rec.params.get("trials", "?")
+    overview = [
+        {"": "search run", "value": rec.run_name}, {"": "experiment", "value": rec.experiment},
+        {"": "state", "value": f"{rec.status} ({rec.mlflow_status})"},
+        {"": "trials", "value": (f"{len(rec.trials)} of {planned} planned: {counts['completed']} completed, "
+                                 f"{counts['pruned']} pruned, {counts['failed']} failed, {counts['running']} running")},
+        {"": "objective", "value": f"{rec.metric} ({rec.mode})"},
+        {"": "searcher / scheduler",
+         "value": f"{rec.params.get('searcher', '?')} / {rec.params.get('scheduler', '?')}"},
+        {"": "space file", "value": rec.params.get("space_file", "")},
+        {"": "started / ended", "value": f"{_when(rec.start_ms)} / {_when(rec.end_ms)}"},
+        {"": "tracking store", "value": redact("tracking_uri", tracking_uri)},
+        {"": "parent run id", "value": rec.run_id},
+    ]
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+             f"<title>xstilts report: {html.escape(rec.run_name)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>xstilts search <code>{html.escape(rec.run_name)}</code></h1>",
+             _table(overview, left=("", "value"))]
+    parts.append("<h2>Best trial</h2>")
+    if best is None:
+        parts.append('<p class="note">no completed trial yet</p>')
+    else:
+        v = objective_value(best, rec.metric)
+        parts.append(f"<p><b>{html.escape(best.name)}</b>: {html.escape(rec.metric)} = {_fmt(v)} (dev), "
+                     f"test/zero_shot/avg = {_fmt(best.metrics.get('test/zero_shot/avg'))}; "
+                     f"MLflow run <code>{html.escape(best.run_id)}</code></p>")
+        if base is not None:
+            parts.append(f"<p>Sequential English-only baseline: <b>{html.escape(base.name)}</b>, "
+                         f"{html.escape(rec.metric)} = {_fmt(objective_value(base, rec.metric))} (dev), "
+                         f"test/zero_shot/avg = {_fmt(base.metrics.get('test/zero_shot/avg'))}</p>")
+        searched = [k for k in rec.searched_keys() if k in best.params and not is_bookkeeping(k)]
+        parts.append(_table([{"param": k, "value": best.params[k]} for k in searched], left=("param", "value")))
+    parts.append("<h2>Leaderboard</h2>")
+    parts.append(_table(leaderboard(rec), row_class="status"))
+    parts.append("<h2>Search</h2>")
+    parts += [_figure(p) for p in search_plots(rec)]
+    if best is not None:
+        parts.append("<h2>Best trial in detail</h2>")
+        parts += [_figure(p) for p in best_trial_plots(rec)]
+    failed = [t for t in rec.trials if t.status == "failed"]
+    if failed:
+        parts.append("<h2>Failed trials</h2>")
+        for t in failed:
+            parts.append(f"<h3>{html.escape(t.name)}</h3><pre>{html.escape(t.error[-3000:])}</pre>")
+    parts.append(f'<p class="note">written {_when(int(dt.datetime.now().timestamp() * 1000))} by '
+                 f"<code>xstilts report</code></p></body></html>")
+    return "\n".join(parts)
+
+
+def write_report(name: str | None, tracking_uri: str | None = None, output: str | None = None) -> str:
+    """Write the report of search ``name`` (run name, or experiment: its latest search) and log
+    it to the parent run under ``report/``; returns the path written."""
+    uri = resolve_tracking_uri(tracking_uri)
+    rec = load_search(uri, name)
+    text = render_report(rec, uri)
+    if output:
+        path = Path(output)
+    else:
+        from xstilts.trainer.home import home
+
+        path = home() / "reports" / f"{rec.run_name}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    MlflowClient(uri).log_artifact(rec.run_id, str(path), "report")
+    return os.fspath(path.resolve())

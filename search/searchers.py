@@ -1,0 +1,94 @@
+"""Searchers: one explicit conversion from a ``SearchSpec`` to a Ray Tune search algorithm.
+
+Every searcher is an ``OptunaSearch`` over the same define-by-run function and the same
+persistent Optuna study (a journal file beside the Ray results), so resume, seed points and
+the logged parameters behave the same whichever sampler proposes the trials:
+
+==========  ==========================================================================
+``tpe``     ``TPESampler(multivariate=True, group=True)`` — the default; ``group`` lets the
+            multivariate TPE handle the conditional (define-by-run) parameters.
+``gp``      ``GPSampler`` — a Gaussian process over float, int and categorical parameters;
+            conditional parameters outside the space every trial shares (``multilingual_share``
+            under ``when: {schedule: interleaved}``, the simplex coordinates of a varying
+            subset) are drawn by its independent sampler (random). Single objective.
+``random``  ``RandomSampler``.
+``grid``    every point of ``spaces.grid_points`` enqueued in order (``RandomSampler`` behind
+            it never draws: the number of trials is at most the grid's size).
+``nsga2``   ``NSGAIISampler`` over ``search.objectives`` (a Pareto front, e.g. zero-shot
+            average and worst language).
+==========  ==========================================================================
+
+Seed configurations (``points_to_evaluate`` in the space file) are enqueued first for every
+searcher. PBT needs Ray's own variant generator (it rejects model-based searchers): its
+population is drawn with ``spaces.sample_random``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from xstilts.spaces import SearchSpec, define_by_run, grid_points, optuna_points, sample_random
+
+__all__ = ["make_sampler", "make_search_alg", "journal_storage", "pbt_population"]
+
+
+def make_sampler(spec: SearchSpec) -> Any:
+    """The Optuna sampler for ``spec.search.searcher`` (raises on anything unsupported)."""
+    import optuna
+
+    s = spec.search
+    n = spec.n_trials()
+    startup = min(10, max(2, n // 3))
+    if s.searcher == "tpe":
+        with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna's terms only
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=startup, multivariate=True, group=True,
+                                              constant_liar=s.max_concurrent > 1)
+    if s.searcher == "gp":
+        return optuna.samplers.GPSampler(seed=s.seed, n_startup_trials=startup, warn_independent_sampling=False,
+                                         independent_sampler=optuna.samplers.RandomSampler(seed=s.seed))
+    if s.searcher in ("random", "grid"):
+        return optuna.samplers.RandomSampler(seed=s.seed)
+    if s.searcher == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=s.seed, population_size=max(2, min(50, n // 2)))
+    raise ValueError(f"unsupported searcher {s.searcher!r}")
+
+
+def journal_storage(path: Path) -> Any:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def make_search_alg(spec: SearchSpec, study_name: str, journal: Path) -> Any:
+    """An ``OptunaSearch`` for ``spec`` on the study ``study_name`` in the journal file ``journal``."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    metrics, modes = spec.search.objective_list()
+    points = optuna_points(spec)
+    if spec.search.searcher == "grid":
+        points += grid_points(spec)
+    return OptunaSearch(
+        space=define_by_run(spec),
+        metric=metrics if len(metrics) > 1 else metrics[0],
+        mode=modes if len(modes) > 1 else modes[0],
+        sampler=make_sampler(spec),
+        study_name=study_name,
+        storage=journal_storage(journal),
+        points_to_evaluate=points or None,
+    )
+
+
+def pbt_population(spec: SearchSpec) -> list[dict[str, Any]]:
+    """PBT's initial population: the seed points, then random draws (``seed`` + index)."""
+    from xstilts.spaces.schema import RAW, _with_constants
+
+    out = [_with_constants(spec, p, number=i) for i, p in enumerate(optuna_points(spec))]
+    while len(out) < spec.n_trials():
+        out.append(sample_random(spec, spec.search.seed * 100_003 + len(out), number=len(out)))
+    # the raw simplex coordinates stay out: PBT perturbs the normalised rates (``ratio.*``) directly
+    return [{k: v for k, v in c.items() if not k.startswith(RAW)} for c in out[: spec.n_trials()]]

@@ -1,0 +1,195 @@
+"""End to end: a real 2-trial search (Ray Tune + Optuna + ASHA + DeepSpeed on the tiny model),
+then what a person looks at — trial artifacts and the parent summary read back from MLflow,
+``xstilts report`` / ``xstilts status`` as commands, and the MLflow UI in a real browser
+(Debian's chromium driven by Playwright; no browser download)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import TEST_FIDELITY, TEST_TINY, run_cli
+
+pytestmark = pytest.mark.slow
+
+PNG = b"\x89PNG\r\n\x1a\n"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@dataclass
+class RealSearch:
+    uri: str
+    home: Path
+    run_name: str
+    experiment_id: str
+    parent_id: str
+    children: list  # mlflow Run objects
+    stdout: str
+
+
+@pytest.fixture(scope="module")
+def real_search(tiny_home: Path, tmp_path_factory: pytest.TempPathFactory) -> RealSearch:
+    from xstilts.spaces import default_space_path
+
+    tmp = tmp_path_factory.mktemp("dash_e2e")
+    raw = yaml.safe_load(default_space_path().read_text())
+    raw["name"] = "dash"
+    raw["trial"].update({"tiny": TEST_TINY, **TEST_FIDELITY})
+    space = tmp / "dash.yaml"
+    space.write_text(yaml.safe_dump(raw))
+    uri = f"sqlite:///{tmp / 'track.db'}"
+    r = run_cli(["search", str(space), "--trials", "2", "--max-concurrent", "2", "--tracking-uri", uri], tiny_home)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("dash")
+    parent = client.search_runs([exp.experiment_id], filter_string="tags.`xstilts.kind` = 'search'")[0]
+    children = client.search_runs([exp.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    return RealSearch(uri, tiny_home, parent.data.tags["xstilts.search"], exp.experiment_id, parent.info.run_id,
+                      children, r.stdout)
+
+
+def test_trials_have_artifacts_system_metrics_and_the_parent_a_summary(real_search: RealSearch,
+                                                                         tmp_path: Path) -> None:
+    s = real_search
+    client = MlflowClient(s.uri)
+    assert len(s.children) == 2
+    assert "[xstilts] trial t000" in s.stdout  # live progress lines while the search runs
+    for c in s.children:
+        rid = c.info.run_id
+        assert c.info.artifact_uri.startswith((Path(s.uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri())
+        doc = yaml.safe_load(Path(client.download_artifacts(rid, "config/trial_config.yaml", str(tmp_path))).read_text())
+        tc = doc["trial_config"]
+        assert tc["schedule"] == c.data.params["schedule"] and tc["target_steps"] == TEST_FIDELITY["target_steps"]
+        chosen = {t: float(c.data.params[f"ratio.{t}"]) for t in ("mnli", "sst2") if c.data.params[f"tasks.{t}"] == "1"}
+        assert tc["intermediate"] == pytest.approx(chosen, abs=1e-6)
+        plots = {f.path for f in client.list_artifacts(rid, "plots")}
+        assert plots == {"plots/mixture_schedule.png", "plots/zero_shot_by_language.png"}
+        for f in plots:
+            assert Path(client.download_artifacts(rid, f, str(tmp_path))).read_bytes().startswith(PNG)
+        # the trial ran on this host, so the driver sampled its worker process
+        rss = client.get_metric_history(rid, "system/trial_process_rss_megabytes")
+        assert rss and all(h.value > 50 for h in rss)  # a torch process
+        assert 0 < c.data.metrics["system/system_memory_usage_percentage"] <= 100
+    parent = client.get_run(s.parent_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["xstilts.best_run_id"] in {c.info.run_id for c in s.children}
+    names = {f.path for f in client.list_artifacts(s.parent_id)}
+    assert {"leaderboard.json", "summary", "optuna"} <= names
+    summary = {f.path for f in client.list_artifacts(s.parent_id, "summary")}
+    assert {"summary/best_so_far.png", "summary/task_language_heatmap.png", "summary/best_mixture_schedule.png",
+            "summary/best_zero_shot_by_language.png"} <= summary
+    assert [f.path for f in client.list_artifacts(s.parent_id, "optuna")] == [f"optuna/{s.run_name}.journal"]
+
+
+def test_report_and_status_commands(real_search: RealSearch, tmp_path: Path) -> None:
+    s = real_search
+    out = tmp_path / "report.html"
+    r = run_cli(["report", s.run_name, "--tracking-uri", s.uri, "--output", str(out)], s.home)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().splitlines()[-1] == str(out)
+    text = out.read_text()
+    assert "<script" not in text and not re.search(r"""(src|href)=["']?(https?:)?//""", text)
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(images) >= 4 and all(base64.b64decode(i).startswith(PNG) for i in images)
+    for c in s.children:
+        assert c.info.run_name in text
+    assert [f.path for f in MlflowClient(s.uri).list_artifacts(s.parent_id, "report")] == ["report/report.html"]
+
+    r = run_cli(["status", "dash", "--tracking-uri", s.uri], s.home)  # by experiment name: its latest search
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"search {s.run_name} (experiment 'dash'): finished" in r.stdout
+    assert re.search(r"trials: 0 running, \d completed, \d pruned, 0 failed \(2 of 2 planned\)", r.stdout)
+    assert "best so far: zero_shot/avg = 0." in r.stdout
+    r = run_cli(["status", "nothing-like-this", "--tracking-uri", s.uri], s.home)
+    assert r.returncode == 1 and "no search run or experiment named" in r.stderr
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if path is None:
+        pytest.skip("Debian's chromium is not installed (`make install` installs it with apt-get; "
+                    "never `playwright install`)")
+    return path
+
+
+def test_mlflow_ui_shows_child_runs_params_and_metric_in_a_real_browser(real_search: RealSearch,
+                                                                          tmp_path: Path) -> None:
+    chromium = _chromium()
+    pytest.importorskip("playwright.sync_api", reason="playwright (a dev dependency) is not installed")
+    s = real_search
+    check_mlflow_ui(s.uri, s.experiment_id, s.parent_id, s.children, tmp_path, chromium)
+    assert (tmp_path / "mlflow-runs.png").read_bytes().startswith(PNG)
+
+
+def check_mlflow_ui(uri: str, experiment_id: str, parent_id: str, children: list, out: Path, chromium: str) -> None:
+    """Start ``mlflow server`` on the store, open the runs table in chromium and assert what it shows."""
+    from playwright import sync_api
+
+    from xstilts.dashboards.ui import free_port, start_mlflow_server, stop_server, wait_healthy
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_mlflow_server(uri, port=port)
+    try:
+        wait_healthy(url, proc)
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+            try:
+                page = browser.new_page(viewport={"width": 2400, "height": 1100})
+                page.goto(f"{url}/#/experiments/{experiment_id}/runs")
+                parent_row = page.locator(f'[role=row][row-id="{parent_id}"]').first
+                parent_row.wait_for(timeout=60_000)
+                close = page.get_by_role("button", name="Close", exact=True)  # the assistant side panel
+                if close.count():
+                    close.first.click()
+                # child runs are collapsed under their parent: expand them
+                parent_row.locator('[col-id="attributes.`Run Name`"] button').first.click()
+                for c in children:
+                    row = page.locator(f'[role=row][row-id="{c.info.run_id}"]').first
+                    row.wait_for(timeout=15_000)
+                    assert c.info.run_name in row.inner_text()
+                # params and metrics are hidden until picked in the column selector
+                columns = ["ratio.mnli", "ratio.sst2", "schedule", "zero_shot/avg"]
+                for col in columns:
+                    page.get_by_role("button", name="Columns", exact=True).click()
+                    dialog = page.locator("[role=dialog]").first
+                    dialog.get_by_placeholder("Search columns").fill(col)
+                    dialog.locator("[class*=tree-title]").filter(
+                        has_text=re.compile(rf"^{re.escape(col)}$")).first.click()
+                    page.keyboard.press("Escape")
+                for col in columns:
+                    kind = "metrics" if "/" in col else "params"
+                    header = page.locator(f'[role=columnheader][col-id="{kind}.`{col}`"]')
+                    assert header.count() == 1, f"column {col} not shown"
+                for c in children:
+                    # ag-grid splits a row between its pinned and scrolling parts: same row-id, two rows
+                    row = page.locator(f'[role=row][row-id="{c.info.run_id}"]')
+                    for p in ("ratio.mnli", "ratio.sst2", "schedule"):
+                        cell = row.locator(f'[col-id="params.`{p}`"]')
+                        assert cell.inner_text().strip() == c.data.params[p], p
+                    shown = row.locator('[col-id="metrics.`zero_shot/avg`"]').inner_text().strip()
+                    assert float(shown) == pytest.approx(c.data.metrics["zero_shot/avg"], abs=0.006)
+                page.screenshot(path=str(out / "mlflow-runs.png"), full_page=True)
+
+                # a child's run page lists its params and metrics too
+                c = children[0]
+                page.goto(f"{url}/#/experiments/{experiment_id}/runs/{c.info.run_id}")
+                page.get_by_text(c.info.run_name).first.wait_for(timeout=30_000)
+                for key in ("ratio.mnli", "schedule", "zero_shot/avg"):
+                    page.get_by_text(key, exact=True).first.wait_for(timeout=15_000)
+                assert c.data.params["schedule"] in page.locator("body").inner_text()
+                page.screenshot(path=str(out / "mlflow-run.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        stop_server(proc)
+    assert proc.poll() is not None

@@ -1,0 +1,115 @@
+"""Parent-run summary, ``xstilts report`` and ``xstilts status`` over the synthetic search."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.dashboards.conftest import SyntheticSearch
+from xstilts.dashboards.report import write_report
+from xstilts.dashboards.status import is_trial_actor, print_status, status_text
+from xstilts.dashboards.store import SearchNotFound, load_search
+from xstilts.dashboards.summary import derived_study, log_search_summary, search_plots
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_parent_run_holds_leaderboard_plots_and_best_trial(synthetic_search: SyntheticSearch, tmp_path: Path) -> None:
+    s = synthetic_search
+    client = MlflowClient(s.uri)
+    parent = client.get_run(s.parent_id)
+    children = {c.info.run_name: c.info.run_id for c in client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{s.parent_id}'")}
+    assert parent.data.tags["xstilts.best_run_id"] == children[s.trials["int"].name]
+    assert parent.data.tags["xstilts.best_trial_name"] == s.trials["int"].name
+    assert parent.data.tags["xstilts.baseline_run_id"] == children[s.trials["seq"].name]
+
+    summary = {f.path for f in client.list_artifacts(s.parent_id, "summary")}
+    assert summary == {f"summary/{k}.png" for k in ("best_so_far", "parallel_coordinates", "param_importances",
+                                                    "task_language_heatmap", "best_mixture_schedule",
+                                                    "best_zero_shot_by_language")}
+    for f in summary:
+        assert Path(client.download_artifacts(s.parent_id, f, str(tmp_path))).read_bytes().startswith(PNG)
+
+    table = json.loads(Path(client.download_artifacts(s.parent_id, "leaderboard.json", str(tmp_path))).read_text())
+    rows = [dict(zip(table["columns"], r, strict=True)) for r in table["data"]]
+    assert [r["trial"] for r in rows[:2]] == [s.trials["int"].name, s.trials["seq"].name]
+    assert [r["rank"] for r in rows[:2]] == [1, 2]
+    assert rows[0]["zero_shot/avg"] == pytest.approx(0.52)
+    assert rows[0]["ratio.mnli"] == "0.4" and rows[0]["schedule"] == "interleaved"
+    assert {r["status"] for r in rows[2:]} == {"pruned", "failed"}
+    failed = next(r for r in rows if r["status"] == "failed")
+    assert failed["error"] == "RuntimeError: out of memory"
+
+
+def test_derived_study_uses_the_dimensions_a_person_reads(synthetic_search: SyntheticSearch) -> None:
+    rec = load_search(synthetic_search.uri, synthetic_search.run_name)
+    study, dims = derived_study(rec)
+    assert len(study.trials) == 2  # completed trials only
+    assert {"ratio.mnli", "ratio.sst2", "schedule", "learning_rate", "multilingual_share",
+            "language_temperature"} <= set(dims)
+    assert not any(d.startswith(("tasks.", "_u.")) for d in dims)
+    assert study.best_trial.user_attrs["name"] == synthetic_search.trials["int"].name
+    assert study.best_value == pytest.approx(0.52)
+
+
+def test_plots_that_need_more_trials_say_why(synthetic_search: SyntheticSearch) -> None:
+    rec = load_search(synthetic_search.uri, synthetic_search.run_name)
+    rec.trials = [t for t in rec.trials if t.name != synthetic_search.trials["seq"].name]  # one completed trial
+    plots = {p.key: p for p in search_plots(rec)}
+    assert plots["best_so_far"].png and plots["task_language_heatmap"].png
+    assert plots["param_importances"].png is None
+    assert "at least 2 completed trials" in plots["param_importances"].note
+    assert "no sequential" in plots["task_language_heatmap"].note
+
+
+def test_summary_never_raises(new_store: str) -> None:
+    assert log_search_summary(new_store, "0123456789abcdef") is None
+
+
+def test_report_is_self_contained_and_logged(synthetic_search: SyntheticSearch, tmp_path: Path) -> None:
+    s = synthetic_search
+    out = write_report(s.run_name, tracking_uri=s.uri, output=str(tmp_path / "r.html"))
+    text = Path(out).read_text()
+    assert "<script" not in text and "<link" not in text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)  # nothing fetched from anywhere
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(images) == 6
+    assert all(base64.b64decode(i).startswith(PNG) for i in images)
+    for t in s.trials.values():
+        assert t.name in text
+    assert "Leaderboard" in text and "RuntimeError: out of memory" in text
+    assert "hf_secret_value" not in text and "s3cret" not in text
+    assert "Sequential English-only baseline" in text
+    client = MlflowClient(s.uri)
+    assert [f.path for f in client.list_artifacts(s.parent_id, "report")] == ["report/r.html"]
+    # by experiment name: its latest search
+    assert Path(write_report("synthetic", tracking_uri=s.uri, output=str(tmp_path / "e.html"))).is_file()
+    with pytest.raises(SearchNotFound):
+        write_report("nope", tracking_uri=s.uri, output=str(tmp_path / "n.html"))
+
+
+def test_status_from_the_tracking_store(synthetic_search: SyntheticSearch, capsys: pytest.CaptureFixture[str]) -> None:
+    s = synthetic_search
+    buf = io.StringIO()
+    assert print_status(s.run_name, tracking_uri=s.uri, out=buf) == 0
+    text = buf.getvalue()
+    assert f"search {s.run_name} (experiment 'synthetic'): finished" in text
+    assert "trials: 0 running, 2 completed, 1 pruned, 1 failed (4 of 4 planned)" in text
+    assert f"best so far: zero_shot/avg = 0.5200 ({s.trials['int'].name})" in text
+    assert "RuntimeError: out of memory" in text
+    assert print_status("no-such-search", tracking_uri=s.uri) == 1
+    assert "no search run or experiment named 'no-such-search'" in capsys.readouterr().err
+
+
+def test_status_text_shows_live_ray_state(synthetic_search: SyntheticSearch) -> None:
+    rec = load_search(synthetic_search.uri, None)  # the latest search in the store
+    text = status_text(rec, {"address": "127.0.0.1:6379", "actors": 3, "trial_actors": 2, "trial_pids": [11, 12]})
+    assert text.endswith("Ray (live, 127.0.0.1:6379): 2 trial actor(s) alive (pids 11, 12) of 3 actors")
+    assert is_trial_actor("ImplicitFunc") and is_trial_actor("xstilts_trial") and not is_trial_actor("_StatsActor")

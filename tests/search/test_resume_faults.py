@@ -1,0 +1,134 @@
+"""Resume and faults, by killing real processes:
+
+* the driver of ``xstilts search`` is SIGKILLed after two trials finished; ``--resume`` finishes
+  the search without rerunning them, on the same MLflow parent run, with one child run per
+  trial and the Optuna study keeping its history;
+* a trial's worker process is SIGKILLed mid-trial: ``FailureConfig`` retries it and the search
+  still ends with every trial completed;
+* with no retries allowed the killed trial errors; ``--resume --retry-failed`` runs it again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.conftest import run_cli
+from tests.search.helpers import (
+    children,
+    result_lines,
+    run_dir_of,
+    start_cli,
+    trial_states,
+    wait_for,
+    write_space,
+)
+from xstilts.search.searchers import journal_storage
+
+pytestmark = pytest.mark.slow
+
+
+def _kill_group(proc) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def test_killed_driver_resumes_without_rerunning_or_duplicating(tiny_home: Path, tmp_path: Path) -> None:
+    space = write_space(tmp_path, "resume", search={"scheduler": "none"})
+    storage, uri, log = tmp_path / "ray", f"sqlite:///{tmp_path / 'track.db'}", tmp_path / "driver.log"
+    proc = start_cli(["search", str(space), "--trials", "4", "--max-concurrent", "2", "--tracking-uri", uri,
+                      "--storage", str(storage)], tiny_home, log)
+    try:
+        run_dir = wait_for(lambda: run_dir_of(storage, "resume"), 240, "the run folder", proc, log)
+
+        def two_done() -> bool:
+            return sum(s["status"] == "TERMINATED" for s in trial_states(run_dir).values()) >= 2
+
+        wait_for(two_done, 300, "two finished trials in Ray's saved state", proc, log)
+    finally:
+        _kill_group(proc)  # the driver and the Ray it started: SIGKILL, no clean-up
+    before = {tid: s for tid, s in trial_states(run_dir).items() if s["status"] == "TERMINATED"}
+    lines_before = {tid: len(result_lines(run_dir, s["dirname"])) for tid, s in before.items()}
+    parent, _ = children(uri, "resume")
+    assert parent.info.status == "RUNNING"  # nobody closed it
+
+    r = run_cli(["search", "--resume", run_dir.name, "--storage", str(storage)], tiny_home)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert "resuming search" in r.stdout
+
+    after = trial_states(run_dir)
+    assert len(after) == 4 and all(s["status"] == "TERMINATED" for s in after.values())
+    for tid, n in lines_before.items():  # finished trials were not rerun
+        assert len(result_lines(run_dir, after[tid]["dirname"])) == n
+    numbers = sorted(s["config"]["trial_number"] for s in after.values())
+    assert len(set(numbers)) == 4
+
+    parent2, kids = children(uri, "resume")  # the same parent run, one child per trial
+    assert parent2.info.run_id == parent.info.run_id and parent2.info.status == "FINISHED"
+    assert parent2.data.tags.get("xstilts.resumes") == "1"
+    assert sorted(k.data.tags["ray.trial_id"] for k in kids) == sorted(after)
+    assert all(k.data.tags["xstilts.status"] == "completed" for k in kids)
+
+    study = optuna.load_study(study_name=run_dir.name, storage=journal_storage(tiny_home / "optuna" /
+                                                                                 f"{run_dir.name}.journal"))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(t.number for t in done) == numbers  # the searcher kept the pre-kill history
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def _kill_worker_mid_trial(tmp_path: Path, tiny_home: Path, name: str, max_failures: int):
+    space = write_space(tmp_path, name, search={"scheduler": "none"}, points=False,
+                        trial={"target_steps": 80, "eval_every": 10})
+    storage, uri, log = tmp_path / "ray", f"sqlite:///{tmp_path / 'track.db'}", tmp_path / "driver.log"
+    proc = start_cli(["search", str(space), "--trials", "2", "--max-concurrent", "2", "--tracking-uri", uri,
+                      "--storage", str(storage), "--max-failures", str(max_failures)], tiny_home, log)
+    try:
+        run_dir = wait_for(lambda: run_dir_of(storage, name), 240, "the run folder", proc, log)
+
+        def a_running_trial():
+            for tid, s in trial_states(run_dir).items():
+                lines = result_lines(run_dir, s["dirname"]) if s["dirname"] else []
+                if lines and not lines[-1].get("trial_done"):
+                    return tid, lines[-1]["pid"]
+            return None
+
+        victim, pid = wait_for(a_running_trial, 300, "a trial's first report", proc, log)
+        os.kill(pid, signal.SIGKILL)  # the trial's worker process
+        rc = proc.wait(timeout=400)
+    finally:
+        if proc.poll() is None:
+            _kill_group(proc)
+    return run_dir, storage, uri, victim, rc, log
+
+
+def test_killed_trial_worker_is_retried_and_the_search_completes(tiny_home: Path, tmp_path: Path) -> None:
+    run_dir, _, uri, victim, rc, log = _kill_worker_mid_trial(tmp_path, tiny_home, "retry", max_failures=1)
+    assert rc == 0, log.read_text()[-3000:]
+    states = trial_states(run_dir)
+    assert states[victim]["num_failures"] == 1 and states[victim]["status"] == "TERMINATED"
+    assert all(s["status"] == "TERMINATED" for s in states.values())
+    lines = result_lines(run_dir, states[victim]["dirname"])
+    assert lines[-1]["trial_done"] == 1 and len({line["pid"] for line in lines}) == 2  # ran in a new worker
+    _, kids = children(uri, "retry")
+    assert len(kids) == 2 and all(k.data.tags["xstilts.status"] == "completed" for k in kids)
+
+
+def test_retry_failed_reruns_a_killed_trial_on_resume(tiny_home: Path, tmp_path: Path) -> None:
+    run_dir, storage, uri, victim, rc, log = _kill_worker_mid_trial(tmp_path, tiny_home, "refail", max_failures=0)
+    assert rc == 0, log.read_text()[-3000:]  # the other trial completed
+    assert "1 failed" in log.read_text()
+    _, kids = children(uri, "refail")
+    assert sorted(k.data.tags["xstilts.status"] for k in kids) == ["completed", "failed"]
+
+    r = run_cli(["search", "--resume", "refail", "--retry-failed", "--storage", str(storage)], tiny_home)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert "2 completed" in r.stdout and "0 failed" in r.stdout
+    states = trial_states(run_dir)  # (Ray's saved status of a once-errored trial can lag; read its results)
+    assert len(states) == 2
+    assert result_lines(run_dir, states[victim]["dirname"])[-1]["trial_done"] == 1
+    _, kids = children(uri, "refail")
+    assert len(kids) == 2 and all(k.data.tags["xstilts.status"] == "completed" for k in kids)

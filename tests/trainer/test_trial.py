@@ -1,0 +1,86 @@
+"""Real trials in-process: every task family trains and evaluates, every schedule kind runs, and the
+report contract (metric names, checkpoints handed over, trial_done) holds."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import TEST_TINY
+from xstilts.trainer.config import TrialConfig
+from xstilts.trainer.tasks import INTERMEDIATE_TASKS, TARGET_TASKS
+from xstilts.trainer.trial import run_trial
+
+pytestmark = pytest.mark.slow
+
+LANGS = ["en", "xa", "xz"]
+
+
+def trial(home: Path, **kw: Any) -> tuple[dict[str, Any], list[tuple[dict[str, Any], str | None]]]:
+    reports: list[tuple[dict[str, Any], str | None]] = []
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        reports.append((dict(metrics), checkpoint_dir))
+        if checkpoint_dir is not None:  # the checkpoint exists when it is handed over
+            assert (Path(checkpoint_dir) / "client_state.pt").exists()
+
+    base = {"tiny": TEST_TINY, "home": str(home), "batch_size": 8, "eval_max_examples": 20, "eval_languages": LANGS,
+            "threads": 1}
+    result = run_trial(TrialConfig(**{**base, **kw}), report, log=lambda s: None)
+    return result, reports
+
+
+def test_every_family_trains_and_evaluates_in_one_trial(tiny_home: Path) -> None:
+    inter = list(INTERMEDIATE_TASKS)
+    stages = [{"steps": 9, "mixture": dict.fromkeys(inter[:3], 1.0)},
+              {"steps": 9, "mixture": dict.fromkeys(inter[3:6], 1.0)},
+              {"steps": 9, "mixture": {**dict.fromkeys(inter[6:], 1.0), "mlm": 1.0}}]
+    result, reports = trial(tiny_home, intermediate=dict.fromkeys(inter, 1.0), schedule="stages", stages=stages,
+                            intermediate_steps=27, target_tasks=list(TARGET_TASKS), target_steps=18, eval_every=9)
+    m = result["metrics"]
+    assert len(result["curves"]["intermediate"]) == 27 and len(result["curves"]["target"]) == 18
+    assert all(math.isfinite(x) for x in result["curves"]["intermediate"] + result["curves"]["target"])
+    for t in TARGET_TASKS:
+        for lang in ("xa", "xz"):
+            for prefix in ("", "test/"):
+                v = m[f"{prefix}zero_shot/{t}/{lang}"]
+                assert 0.0 <= v <= 1.0, (t, lang, v)
+        if t not in ("bucc", "tatoeba"):
+            assert 0.0 <= m[f"en/{t}"] <= 1.0
+        assert m[f"zero_shot/{t}"] == pytest.approx(m[f"zero_shot/{t}/xa"])  # xz is the control: not averaged
+    assert m["zero_shot/avg"] == pytest.approx(sum(m[f"zero_shot/{t}"] for t in TARGET_TASKS) / len(TARGET_TASKS))
+    assert m["zero_shot/worst"] == min(m[f"zero_shot/{t}/xa"] for t in TARGET_TASKS)
+    # reports: one per evaluation, the last one final (with test scores, no checkpoint)
+    assert [r[0]["train/step"] for r in reports] == [9, 18]
+    assert reports[0][1] is not None and reports[-1][1] is None
+    assert reports[-1][0]["trial_done"] == 1 and "trial_done" not in reports[0][0]
+    assert "stages: 9 steps" in (result["schedule"] or "")
+
+
+@pytest.mark.parametrize(("kw", "mix"), [
+    ({"schedule": "sequential", "intermediate": {"anli": 1.0, "commonsenseqa": 1.0}, "task_rates": "uniform"},
+     {"anli": 0.5, "commonsenseqa": 0.5}),
+    ({"schedule": "interleaved", "intermediate": {"qqp": 1.0, "ccg": 1.0}, "multilingual_share": 0.5,
+      "task_rates": "temperature", "language_sampling": "unimax"}, {"qqp": 0.25, "ccg": 0.25, "mlm": 0.5}),
+    ({"schedule": "annealed", "intermediate": {"cosmosqa": 1.0}, "multilingual_share": 0.6,
+      "anneal_curve": "cosine", "task_rates": "unimax"}, {"cosmosqa": 0.4, "mlm": 0.6}),
+])  # fmt: skip
+def test_every_schedule_kind_runs_in_a_trial(tiny_home: Path, kw: dict[str, Any], mix: dict[str, float]) -> None:
+    result, reports = trial(tiny_home, intermediate_steps=12, target_steps=10, eval_every=5,
+                            target_tasks=["pawsx"], **kw)
+    assert result["phase1_mixture"] == pytest.approx(mix)
+    assert result["schedule"].startswith(kw["schedule"])
+    assert len(result["curves"]["intermediate"]) == 12
+    assert 0.0 <= result["metrics"]["test/zero_shot/pawsx/xa"] <= 1.0
+    assert len(reports) == 2 and reports[-1][0]["trial_done"] == 1
+
+
+def test_retrieval_only_targets_need_no_fine_tuning(tiny_home: Path) -> None:
+    result, reports = trial(tiny_home, target_tasks=["bucc", "tatoeba"], retrieval_layer=1)
+    assert result["curves"]["target"] == [] and len(reports) == 1
+    m = result["metrics"]
+    assert 0.0 <= m["test/zero_shot/bucc/xa"] <= 1.0 and 0.0 <= m["zero_shot/tatoeba/xz"] <= 1.0
+    assert m["test/zero_shot/tatoeba/xa"] > m["test/zero_shot/tatoeba/xz"]  # shared words align xa with English
