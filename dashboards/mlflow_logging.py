@@ -301,16 +301,22 @@ class MLflowTrialsCallback(Callback):
         try:
             self.client.log_text(run_id, yaml.safe_dump(_redact_tree(doc), sort_keys=False),
                                  "config/trial_config.yaml")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fig = plot_mixture_schedule(params, title=f"{name}: sampling rates over steps")
-                self.client.log_figure(run_id, fig, "plots/mixture_schedule.png",
-                                       save_kwargs={"bbox_inches": "tight", "dpi": 110})
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
+            self._log_figure(run_id, lambda: plot_mixture_schedule(params, title=f"{name}: sampling rates over steps"),
+                             "plots/mixture_schedule.png")
         except Exception as e:  # a plot must never fail a trial's record
             log.warning("xstilts: trial artifacts for %s not logged: %s", name, e)
+
+    def _log_figure(self, run_id: str, make: Callable[[], Any], path: str) -> None:
+        """Draw a matplotlib figure, log it as a PNG artifact, and close it."""
+        import matplotlib.pyplot as plt
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig = make()
+            try:
+                self.client.log_figure(run_id, fig, path, save_kwargs={"bbox_inches": "tight", "dpi": 110})
+            finally:
+                plt.close(fig)
 
     def _final_artifacts(self, run_id: str, name: str, metrics: Mapping[str, Any]) -> None:
         from .plots import plot_zero_shot, zero_shot_scores
@@ -319,14 +325,8 @@ class MLflowTrialsCallback(Callback):
         if not zero_shot_scores(finite):
             return
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fig = plot_zero_shot(finite, title=f"{name}: zero-shot scores per language")
-                self.client.log_figure(run_id, fig, "plots/zero_shot_by_language.png",
-                                       save_kwargs={"bbox_inches": "tight", "dpi": 110})
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
+            self._log_figure(run_id, lambda: plot_zero_shot(finite, title=f"{name}: zero-shot scores per language"),
+                             "plots/zero_shot_by_language.png")
         except Exception as e:
             log.warning("xstilts: zero-shot plot for %s not logged: %s", name, e)
 

@@ -28,6 +28,17 @@ def _write(tmp_path: Path, raw: dict) -> Path:
     return p
 
 
+def _assert_bad_space(tmp_path: Path, mutate, key: str, hint: str) -> None:
+    """The mutated default space fails to load, naming the file, the key and a hint."""
+    raw = _default_raw()
+    mutate(raw)
+    p = _write(tmp_path, raw)
+    with pytest.raises(SpaceError) as e:
+        load_space(p)
+    msg = str(e.value)
+    assert str(p) in msg and key in msg and hint in msg, msg
+
+
 def _default_raw() -> dict:
     return yaml.safe_load(default_space_path().read_text())
 
@@ -69,13 +80,7 @@ def test_default_space_is_packaged_and_is_the_default() -> None:
     ],
 )
 def test_bad_spaces_name_the_file_and_the_key(tmp_path: Path, mutate, key: str, hint: str) -> None:
-    raw = _default_raw()
-    mutate(raw)
-    p = _write(tmp_path, raw)
-    with pytest.raises(SpaceError) as e:
-        load_space(p)
-    msg = str(e.value)
-    assert str(p) in msg and key in msg and hint in msg, msg
+    _assert_bad_space(tmp_path, mutate, key, hint)
 
 
 def test_unconditional_multilingual_share_with_sequential_is_caught_before_ray(tmp_path: Path) -> None:
@@ -176,13 +181,7 @@ def test_define_by_run_pickles_for_ray_checkpoints() -> None:
     ],
 )
 def test_more_bad_spaces_name_the_file_and_the_key(tmp_path: Path, mutate, key: str, hint: str) -> None:
-    raw = _default_raw()
-    mutate(raw)
-    p = _write(tmp_path, raw)
-    with pytest.raises(SpaceError) as e:
-        load_space(p)
-    msg = str(e.value)
-    assert str(p) in msg and key in msg and hint in msg, msg
+    _assert_bad_space(tmp_path, mutate, key, hint)
 
 
 def test_subset_sizes_and_always() -> None:
