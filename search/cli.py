@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("which", choices=["trainer", "search", "transfer"])
     b.add_argument("--json", action="store_true", help="print only the JSON object")
     b.add_argument("--quick", action="store_true", help="a short smoke-sized run (not for reported figures)")
+    b.add_argument("--seeds", type=int, help="transfer: fine-tuning seeds for the zero-shot tables (default 8)")
+    b.add_argument("--effect-seeds", type=int, help="transfer: seeds for the intermediate effects (default 16)")
+    b.add_argument("--only", choices=["zero_shot", "effects"], help="transfer: measure only this part")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of a search and log it")
     r.add_argument("name", help="search run name (or experiment name: its latest search)")
@@ -95,7 +98,14 @@ def main(argv: list[str] | None = None) -> int:
         import contextlib
 
         with contextlib.redirect_stdout(sys.stderr):  # progress logs must not spoil the one JSON object
-            result = importlib.import_module(module).run(quick=args.quick)
+            extra: dict[str, Any] = {}
+            if args.which == "transfer":
+                extra = {k: v for k, v in (("seeds", args.seeds), ("effect_seeds", args.effect_seeds)) if v}
+                if args.only:
+                    extra["parts"] = (args.only,)
+            elif args.seeds or args.effect_seeds or args.only:
+                raise SystemExit("xstilts: --seeds, --effect-seeds and --only are options of 'bench transfer'")
+            result = importlib.import_module(module).run(quick=args.quick, **extra)
         print(json.dumps(result, indent=None if args.json else 2, default=str))
         return 0
     if args.command == "report":

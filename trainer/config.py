@@ -64,6 +64,12 @@ class TrialConfig(BaseModel):
     target_tasks: list[str] = Field(default_factory=lambda: ["xnli"])
     eval_languages: list[str] | None = None  # None: every language of the benchmark
     eval_max_examples: int | None = None  # cap per language and split (reduced fidelity)
+    # also score each target's ``test_clean`` split where it has one (synth: items none of whose
+    # content words is English), logged as ``test_clean/zero_shot/<task>/<lang>``
+    eval_clean: bool = False
+    # translate-train: the target phase also trains on these languages' machine-"translated"
+    # train split (no longer zero-shot for them); empty is XTREME's zero-shot setting
+    translate_train_languages: list[str] = Field(default_factory=list)
 
     # --- the searched dimensions
     intermediate: dict[str, float] = Field(default_factory=dict)  # task -> ratio (normalised)
@@ -84,6 +90,11 @@ class TrialConfig(BaseModel):
 
     # --- budget (fidelity)
     intermediate_steps: int = Field(300, ge=0)
+    # phase-1 steps between probes (None: none). A probe fine-tunes a copy of the model on the
+    # English target for probe_steps, scores it zero-shot on dev and reports that with a
+    # checkpoint, so a scheduler (PBT over the mixture rates) can act during intermediate training
+    probe_every: int | None = Field(None, ge=1)
+    probe_steps: int = Field(50, ge=1)
     target_steps: int = Field(300, ge=1)
     batch_size: int = Field(32, ge=1)
     eval_every: int = Field(100, ge=1)  # target-phase steps between zero-shot evaluations/reports
@@ -128,6 +139,21 @@ class TrialConfig(BaseModel):
                 known = sorted(n for n, i in TASKS.items() if i.role == "target")
                 raise ValueError(f"unknown target task {t!r}; known: {', '.join(known)}")
         return v
+
+    @model_validator(mode="after")
+    def _translate_train_exists(self) -> TrialConfig:
+        if self.eval_clean and self.benchmark != "synth":
+            raise ValueError("eval_clean: clean test items (no English content word) exist only in synth")
+        if self.translate_train_languages:
+            if "en" in self.translate_train_languages:
+                raise ValueError("translate_train_languages: English is always trained on; list other languages")
+            missing = [t for t in self.target_tasks
+                       if TASKS[t].family != "retrieval" and "translate_train" not in TASKS[t].splits]
+            if missing:
+                have = sorted(n for n, i in TASKS.items() if "translate_train" in i.splits)
+                raise ValueError(f"translate_train_languages: no translate-train data for {', '.join(missing)} "
+                                 f"(tasks that have it: {', '.join(have)})")
+        return self
 
     @model_validator(mode="after")
     def _schedule_consistent(self) -> TrialConfig:

@@ -21,6 +21,7 @@ with the same metrics, bit for bit on CPU, as a run that was never interrupted.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -274,10 +275,14 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[
     mask_gen = torch.Generator().manual_seed(cfg.seed)
     trainable_targets = [t for t in cfg.target_tasks if task_info(t).family != "retrieval"]
     for t in trainable_targets:
-        streams[t] = _Stream(enc(t, "train"), cfg.batch_size, f"{cfg.seed}-{t}")
+        data = enc(t, "train")
+        for lang in cfg.translate_train_languages:  # translate-train: English plus "translated" train data
+            more = enc(t, "translate_train", lang)
+            data = Encoded(data.family, data.ids + more.ids, data.labels + more.labels, data.meta + more.meta)
+        streams[t] = _Stream(data, cfg.batch_size, f"{cfg.seed}-{t}")
     times["setup_s"] = time.perf_counter() - t_start
 
-    def step_batch(engine: Any, comp: str) -> float:
+    def step_batch(engine: Any, comp: str, src: dict[str, _Stream] | None = None) -> float:
         """One micro-batch through the engine; this rank trains on its share of the global batch."""
         if comp == "mlm":
             assert lang_sampler is not None
@@ -287,7 +292,7 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[
             inp, attn, labels = inp[rank::world_size], attn[rank::world_size], labels[rank::world_size]
             loss, _ = engine("mlm", inp, attn, labels)
         else:
-            ids_l, y = streams[comp].next()
+            ids_l, y = (src or streams)[comp].next()
             x, attn, lab = collate(families[comp], ids_l[rank::world_size], y[rank::world_size], tok.pad_token_id)
             loss, _ = engine(comp, x, attn, lab)
         engine.backward(loss)
@@ -354,45 +359,15 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[
     def train_step(engine: Any, sampler: Any) -> float:
         return statistics.fmean(step_batch(engine, sampler()) for _ in range(cfg.grad_accum))
 
-    # ---- phase 1: intermediate schedule -----------------------------------------------------
-    inter_loss = float("nan")
-    engine_name = ""
-    phase2_resume = resumed is not None and resumed["phase"] == "target"
-    if schedule is not None and not phase2_resume:
-        t0 = time.perf_counter()
-        engine = new_engine(schedule.total_steps)
-        engine_name = type(engine).__name__
-        sampler1 = ScheduleSampler(schedule, cfg.seed)
-        start = restore(engine, sampler1) if resumed is not None else 0
-        log(f"[trial] phase 1: {schedule.describe()}")
-        for step in range(start + 1, schedule.total_steps + 1):
-            state["phase1_losses"].append(train_step(engine, sampler1))
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < schedule.total_steps:
-                save(engine, "intermediate", step, sampler1)
-        losses = state["phase1_losses"]
-        times["phase1_s"] = time.perf_counter() - t0
-        log(f"[trial] phase 1 done: {schedule.total_steps} steps, loss {statistics.fmean(losses[:20]):.3f} -> "
-            f"{statistics.fmean(losses[-50:]):.3f}")
-
-    # ---- phase 2: English target fine-tuning, zero-shot evaluation ------------------------
-    t0 = time.perf_counter()
-    target_sampler = MixtureSampler(Mixture({t: 1.0 for t in trainable_targets}), cfg.seed + 2) \
-        if trainable_targets else None
-    engine = new_engine(cfg.target_steps) if trainable_targets else None
-    engine_name = engine_name or (type(engine).__name__ if engine is not None else "")
-    start = 0
-    if phase2_resume and engine is not None:
-        start = restore(engine, target_sampler)
-    if state["phase1_losses"]:
-        inter_loss = statistics.fmean(state["phase1_losses"][-50:])
     eval_cache: dict[tuple[str, str, str], Encoded] = {}
     eval_state: dict[tuple[str, str], dict[str, Any]] = {}
     eval_s = 0.0
 
-    def evaluate_all(split: str) -> dict[str, float]:
+    def evaluate_all(split: str, net: MultiTaskModel | None = None) -> dict[str, float]:
         nonlocal eval_s
+        net = net or model
         te = time.perf_counter()
-        model.eval()
+        net.eval()
         out: dict[str, float] = {}
         prefix = "test/" if split == "test" else ""
         per_task = []
@@ -408,7 +383,7 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[
                         eval_cache[key] = enc(t, split, lang, cfg.eval_max_examples)
                     st = eval_state.setdefault((t, lang), {})
                     st["split"] = split
-                    score = evaluate(model, info, eval_cache[key], tok.pad_token_id, layer=cfg.retrieval_layer,
+                    score = evaluate(net, info, eval_cache[key], tok.pad_token_id, layer=cfg.retrieval_layer,
                                      state=st)
                     name = f"{prefix}en/{t}" if lang == "en" else f"{prefix}zero_shot/{t}/{lang}"
                     out[name] = score
@@ -419,10 +394,94 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[
                 per_task.append(out[f"{prefix}zero_shot/{t}"])
         out[f"{prefix}zero_shot/avg"] = statistics.fmean(per_task)
         out[f"{prefix}zero_shot/worst"] = worst if worst < math.inf else float("nan")
-        model.train()
+        if split == "test" and cfg.eval_clean:
+            out.update(evaluate_clean())
+        net.train()
         eval_s += time.perf_counter() - te
         return out
 
+    def evaluate_clean() -> dict[str, float]:
+        """Scores on ``test_clean`` (items whose deciding words are not English), where a task has it."""
+        out: dict[str, float] = {}
+        for t in cfg.target_tasks:
+            info = task_info(t)
+            if "test_clean" not in info.splits:
+                continue
+            for lang in eval_langs:
+                if lang == "en":
+                    continue
+                key = (t, "test_clean", lang)
+                if key not in eval_cache:
+                    eval_cache[key] = enc(t, "test_clean", lang, cfg.eval_max_examples)
+                out[f"test_clean/zero_shot/{t}/{lang}"] = evaluate(model, info, eval_cache[key], tok.pad_token_id,
+                                                                   layer=cfg.retrieval_layer)
+            scores = [out[f"test_clean/zero_shot/{t}/{lang}"] for lang in obj_langs]
+            out[f"test_clean/zero_shot/{t}"] = statistics.fmean(scores) if scores else float("nan")
+        return out
+
+    def probe(step: int) -> dict[str, float]:
+        """What the objective would be if intermediate training stopped now: a short English target
+        fine-tune of a *copy* of the model, scored zero-shot on dev. The run itself is untouched
+        (its RNG streams are saved and restored), so probing never changes a trial's result."""
+        nonlocal eval_s
+        tp, eval_before = time.perf_counter(), eval_s
+        rng_state, mask_state = torch.get_rng_state(), mask_gen.get_state()
+        net = copy.deepcopy(model)
+        pe = build_engine(net, lr=cfg.learning_rate, total_steps=cfg.probe_steps, warmup=cfg.warmup,
+                          batch_size=cfg.batch_size, zero_stage=cfg.zero_stage, clipping=cfg.gradient_clipping,
+                          grad_accum=cfg.grad_accum, bf16=cfg.bf16, decay=cfg.lr_decay)
+        src = {t: _Stream(streams[t].data, cfg.batch_size, f"{cfg.seed}-{t}-probe{step}") for t in trainable_targets}
+        pick = MixtureSampler(Mixture({t: 1.0 for t in trainable_targets}), cfg.seed + 3 + step)
+        net.train()
+        for _ in range(cfg.probe_steps * cfg.grad_accum):
+            step_batch(pe, pick(), src)
+        out = evaluate_all("dev", net)
+        del pe, net
+        torch.set_rng_state(rng_state)
+        mask_gen.set_state(mask_state)
+        eval_s = eval_before  # probe time is its own line, not the phase's evaluation time
+        times["probe_s"] = times.get("probe_s", 0.0) + time.perf_counter() - tp
+        return out
+
+    # ---- phase 1: intermediate schedule -----------------------------------------------------
+    inter_loss = float("nan")
+    engine_name = ""
+    phase2_resume = resumed is not None and resumed["phase"] == "target"
+    if schedule is not None and not phase2_resume:
+        t0 = time.perf_counter()
+        engine = new_engine(schedule.total_steps)
+        engine_name = type(engine).__name__
+        sampler1 = ScheduleSampler(schedule, cfg.seed)
+        start = restore(engine, sampler1) if resumed is not None else 0
+        log(f"[trial] phase 1: {schedule.describe()}")
+        for step in range(start + 1, schedule.total_steps + 1):
+            state["phase1_losses"].append(train_step(engine, sampler1))
+            if (cfg.probe_every and step % cfg.probe_every == 0 and step < schedule.total_steps
+                    and trainable_targets):
+                scores = probe(step)
+                path = save(engine, "intermediate", step, sampler1)
+                if rank == 0:  # a report with a checkpoint: what PBT needs to act on the mixture
+                    report({**scores, "train/phase": 1, "train/step": step, "probe/steps": cfg.probe_steps,
+                            "intermediate/loss": statistics.fmean(state["phase1_losses"][-cfg.probe_every:])},
+                           checkpoint_dir=str(path))
+            elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < schedule.total_steps:
+                save(engine, "intermediate", step, sampler1)
+        losses = state["phase1_losses"]
+        times["phase1_s"] = time.perf_counter() - t0 - times.get("probe_s", 0.0)
+        log(f"[trial] phase 1 done: {schedule.total_steps} steps, loss {statistics.fmean(losses[:20]):.3f} -> "
+            f"{statistics.fmean(losses[-50:]):.3f}")
+
+    # ---- phase 2: English target fine-tuning, zero-shot evaluation ------------------------
+    t0 = time.perf_counter()
+    target_sampler = MixtureSampler(Mixture({t: 1.0 for t in trainable_targets}), cfg.seed + 2) \
+        if trainable_targets else None
+    engine = new_engine(cfg.target_steps) if trainable_targets else None
+    engine_name = engine_name or (type(engine).__name__ if engine is not None else "")
+    start = 0
+    if phase2_resume and engine is not None:
+        start = restore(engine, target_sampler)
+    if state["phase1_losses"]:
+        inter_loss = statistics.fmean(state["phase1_losses"][-50:])
     model.train()
     metrics: dict[str, Any] = dict(state["metrics"])
     if engine is None:  # only retrieval targets: nothing to fine-tune
@@ -438,6 +497,7 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[
                 **evaluate_all("dev"),
                 "train/loss": statistics.fmean(state["chunk"]),
                 "train/step": step,
+                "train/phase": 2,
                 "intermediate/loss": inter_loss,
             }
             state["chunk"] = []
@@ -460,6 +520,7 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[
               "config": cfg.model_dump(), "phase1_mixture": mix.rates,
               "schedule": schedule.describe() if schedule else None, "resumed": resumed is not None,
               "world_size": world_size,
+              "train_examples": {t: len(streams[t].data) for t in trainable_targets},
               "curves": {"intermediate": state["phase1_losses"], "target": state["phase2_losses"]}}
     if rank == 0:
         report(final)

@@ -51,6 +51,10 @@ def test_unknown_keys_are_rejected() -> None:
         ({"intermediate": {"xnli": 1.0}}, "unknown intermediate task 'xnli'; known: anli, ccg, commonsenseqa, cosmosqa, hellaswag, mnli, qqp, squad, sst2"),  # a target
         ({"target_tasks": ["mnli"]}, "unknown target task 'mnli'; known: bucc, mlqa, panx, pawsx, tatoeba, tydiqa, udpos, xnli, xquad"),
         ({"target_tasks": []}, "at least one target task"),
+        ({"target_tasks": ["udpos"], "translate_train_languages": ["xa"]},
+         "no translate-train data for udpos (tasks that have it: mlqa, pawsx, tydiqa, xnli, xquad)"),
+        ({"translate_train_languages": ["en"]}, "English is always trained on"),
+        ({"benchmark": "xtreme", "model": "xlm-roberta-base", "eval_clean": True}, "exist only in synth"),
         ({"intermediate": {"mnli": 1.0, "sst2": -0.5}}, "ratio of 'sst2' is negative (-0.5)"),
         ({"intermediate": {"mnli": 0.0, "sst2": 0.0}}, "all intermediate ratios are zero"),
         ({"schedule": "sequential", "multilingual_share": 0.2}, "multilingual_share must be 0"),

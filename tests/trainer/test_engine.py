@@ -70,7 +70,7 @@ def test_two_gloo_workers_follow_one_workers_loss_curve(tiny_home: Path, tmp_pat
     for phase in ("intermediate", "target"):
         a, b, c = one["curves"][phase], two["curves"][phase], accum["curves"][phase]
         assert len(a) == len(b) == len(c) == 12
-        assert a[-1] < a[0]  # it learns
+        assert sum(a[-4:]) < sum(a[:4])  # it learns
         assert b == pytest.approx(a, abs=2e-3), (phase, a, b)  # same global batch, 2 workers, ZeRO-1
         assert c == pytest.approx(a, abs=2e-3), (phase, a, c)  # same global batch, 2 micro-batches
     assert two["metrics"]["zero_shot/avg"] == pytest.approx(one["metrics"]["zero_shot/avg"], abs=0.05)

@@ -84,3 +84,55 @@ def test_retrieval_only_targets_need_no_fine_tuning(tiny_home: Path) -> None:
     m = result["metrics"]
     assert 0.0 <= m["test/zero_shot/bucc/xa"] <= 1.0 and 0.0 <= m["zero_shot/tatoeba/xz"] <= 1.0
     assert m["test/zero_shot/tatoeba/xa"] > m["test/zero_shot/tatoeba/xz"]  # shared words align xa with English
+
+
+def test_clean_items_are_scored_where_the_task_has_them(tiny_home: Path) -> None:
+    result, _ = trial(tiny_home, target_tasks=["xnli", "udpos"], target_steps=10, eval_every=10, eval_clean=True)
+    m = result["metrics"]
+    for lang in ("xa", "xz"):
+        assert 0.0 <= m[f"test_clean/zero_shot/xnli/{lang}"] <= 1.0
+    assert m["test_clean/zero_shot/xnli"] == m["test_clean/zero_shot/xnli/xa"]  # the control stays out
+    assert not any(k.startswith("test_clean/") and "udpos" in k for k in m)  # udpos has no clean split
+    plain, _ = trial(tiny_home, target_tasks=["xnli"], target_steps=10, eval_every=10)
+    assert not any(k.startswith("test_clean/") for k in plain["metrics"])
+
+
+def test_translate_train_adds_the_translated_training_data(tiny_home: Path) -> None:
+    """With translate-train the target trains on English plus each listed language's train split."""
+    a, _ = trial(tiny_home, target_tasks=["pawsx"], target_steps=10, eval_every=10)
+    b, _ = trial(tiny_home, target_tasks=["pawsx"], target_steps=10, eval_every=10,
+                 translate_train_languages=["xa", "xz"])
+    assert b["train_examples"]["pawsx"] == 3 * a["train_examples"]["pawsx"] > 0
+    assert a["curves"]["target"] != b["curves"]["target"]  # other batches were trained on
+
+
+def test_probes_report_during_phase_one_without_changing_the_result(tiny_home: Path) -> None:
+    """A probe fine-tunes a copy on the target and reports the zero-shot objective with a checkpoint
+    during intermediate training (what PBT over the mixture acts on); the run itself is unchanged."""
+    kw = {"intermediate": {"mnli": 1.0, "sst2": 1.0}, "intermediate_steps": 30, "target_steps": 20,
+          "eval_every": 10, "seed": 3}
+    plain, plain_reports = trial(tiny_home, **kw)
+    probed, reports = trial(tiny_home, probe_every=10, probe_steps=8, **kw)
+    phase1 = [r for r in reports if r[0].get("train/phase") == 1]
+    assert [r[0]["train/step"] for r in phase1] == [10, 20]  # not at the end of phase 1: phase 2 follows
+    for m, ckpt in phase1:
+        assert ckpt is not None and 0.0 <= m["zero_shot/avg"] <= 1.0 and m["probe/steps"] == 8
+    assert len(reports) == len(plain_reports) + 2
+    for key in ("test/zero_shot/avg", "zero_shot/avg", "test/en/xnli"):
+        assert probed["metrics"][key] == plain["metrics"][key], key
+    assert probed["curves"] == plain["curves"]
+    assert probed["metrics"]["time/probe_s"] > 0
+
+
+def test_a_trial_resumes_from_a_probe_checkpoint_with_a_new_mixture(tiny_home: Path, tmp_path: Path) -> None:
+    """PBT's exploit: another config continues from a phase-1 probe checkpoint; the new rates apply."""
+    kw = {"intermediate_steps": 30, "target_steps": 10, "eval_every": 10, "probe_every": 10, "probe_steps": 4}
+    _, reports = trial(tiny_home, intermediate={"mnli": 1.0, "sst2": 1.0}, output_dir=str(tmp_path / "a"), **kw)
+    ckpt = next(c for m, c in reports if m.get("train/phase") == 1 and m["train/step"] == 20)
+    assert ckpt is not None
+    base = {"tiny": TEST_TINY, "home": str(tiny_home), "batch_size": 8, "eval_max_examples": 20,
+            "eval_languages": LANGS, "threads": 1}
+    res = run_trial(TrialConfig(**{**base, **kw, "intermediate": {"mnli": 0.1, "sst2": 0.9}}), None,
+                    log=lambda s: None, resume_from=ckpt)
+    assert res["resumed"] and len(res["curves"]["intermediate"]) == 30
+    assert res["phase1_mixture"] == pytest.approx({"mnli": 0.1, "sst2": 0.9})

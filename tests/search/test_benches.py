@@ -1,0 +1,68 @@
+"""The benchmark helpers compute what their docstrings say, and ``bench transfer`` runs end to end
+(at smoke size: its figures are measured by ``xstilts bench transfer --json``, never in a test)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from xstilts.search.bench import best_so_far_curve, compute_to_reach, trial_records
+from xstilts.search.bench_transfer import spearman
+
+
+def test_spearman_ranks_with_ties() -> None:
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([0.5, 0.3, 0.2, 0.1, 0.1], [0.99, 0.95, 0.96, 0.8, 0.44]) == pytest.approx(0.8721, abs=1e-4)
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))  # no spread in x: undefined, not 0
+
+
+def _write_trial(root: Path, name: str, lines: list[dict[str, object]]) -> None:
+    (root / name).mkdir()
+    (root / name / "result.json").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def test_trial_records_curve_and_compute_to_reach(tmp_path: Path) -> None:
+    """Ray's result.json lines -> per-trial seconds and final value (pruned trials have none)."""
+    _write_trial(tmp_path, "a", [{"time_total_s": 5, "timestamp": 1, "zero_shot/avg": 0.4},
+                                 {"time_total_s": 10, "timestamp": 3, "zero_shot/avg": 0.5, "trial_done": 1}])
+    _write_trial(tmp_path, "b", [{"time_total_s": 4, "timestamp": 2, "zero_shot/avg": 0.9}])  # pruned
+    _write_trial(tmp_path, "c", [{"time_total_s": 6, "timestamp": 4, "zero_shot/avg": 0.7, "trial_done": 1}])
+    (tmp_path / "not-a-trial.txt").write_text("x")
+    recs = trial_records(tmp_path, "zero_shot/avg")
+    assert [(r["trial"], r["seconds"], r["value"]) for r in recs] == [("b", 4.0, None), ("a", 10.0, 0.5),
+                                                                       ("c", 6.0, 0.7)]
+    curve = best_so_far_curve(recs)
+    assert curve == [(4.0, None), (14.0, 0.5), (20.0, 0.7)]
+    assert compute_to_reach(curve, 0.5) == 14.0
+    assert compute_to_reach(curve, 0.7) == 20.0
+    assert compute_to_reach(curve, 0.71) is None
+    assert best_so_far_curve(recs, mode="min")[-1] == (20.0, 0.5)
+
+
+@pytest.mark.slow
+def test_bench_transfer_runs_end_to_end_at_smoke_size(tiny_home: Path) -> None:
+    from xstilts.search.bench_transfer import run
+    from xstilts.trainer.tasks import INTERMEDIATE_TASKS, TARGET_TASKS
+
+    out = run(quick=True, home=str(tiny_home))
+    assert set(out["zero_shot"]) == set(TARGET_TASKS)
+    langs = [x for x in out["languages"] if x != "en"]
+    for t, by_lang in out["zero_shot"].items():
+        assert set(langs) <= set(by_lang), t
+        assert all(0.0 <= v <= 1.0 for v in by_lang.values()), t
+    assert set(out["clean_zero_shot"]) == {"xnli", "pawsx"}
+    assert out["clean_n"] == dict.fromkeys(langs, 500)
+    assert set(out["intermediate_effect"]) == set(INTERMEDIATE_TASKS[:2])
+    assert set(out["translate_train_xnli"]) == set(langs)
+    assert out["chance"]["xnli"] == pytest.approx(1 / 3)
+    assert out["overlap"]["xz"] == 0.0 and out["overlap"]["en"] == 1.0
+    assert set(out["targets"]) == {"xnli_mean_ge_chance_plus_0.15", "xnli_spearman_ge_0.7",
+                                   "mean_over_targets_spearman_ge_0.7",
+                                   "an_effect_ge_+2pts_beyond_2se", "an_effect_le_-2pts_beyond_2se",
+                                   "default_trial_le_30s", "pretraining_le_6min"}
+    assert out["seconds"]["trials"] == 7 * 1 + 2 + 1 + 1 + 2  # 7 trained targets, 2 retrieval, tt, base, 2 effects
+    json.dumps(out)  # the CLI prints it as one JSON object
