@@ -27,6 +27,8 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +98,8 @@ class SearchOutcome:
     interrupted: bool = False
     metric: str = "zero_shot/avg"
     nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> trials that ran there
+    fit_seconds: float = 0.0  # Tuner.fit alone: the search proper, without setup and the summary
+    summary_seconds: float = 0.0  # the parent run's leaderboard and plots after the search
 
 
 class TrialNamer:
@@ -228,6 +232,13 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
     else:
         spec = apply_options(spec, opts)
         overrides = dict(opts.trial_overrides)
+        if spec.search.scheduler == "pbt" and (spec.trial | overrides).get("probe_every") is None:
+            # PBT acts at reports; without phase-1 reports its mixture changes would land after the
+            # intermediate phase, where they change nothing
+            every = int((spec.trial | overrides).get("eval_every", TrialConfig.model_fields["eval_every"].default))
+            overrides["probe_every"] = every
+            print(f"[xstilts] PBT: probing the objective every {every} intermediate steps (trial.probe_every), "
+                  "so mixture changes act during intermediate training", flush=True)
         experiment = opts.name or spec.name
         run_name = opts.run_name or f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
         tracking_uri = opts.tracking_uri or default_tracking_uri(root)
@@ -309,7 +320,8 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
             tuner = tune.Tuner(
                 trainable, param_space=param_space,
                 tune_config=tune.TuneConfig(
-                    search_alg=search_alg, scheduler=make_scheduler(spec, n_reports(tc.target_steps, tc.eval_every)),
+                    search_alg=search_alg, scheduler=make_scheduler(
+                        spec, n_reports(tc.target_steps, tc.eval_every, tc.intermediate_steps, tc.probe_every)),
                     num_samples=n_trials, max_concurrent_trials=s.max_concurrent, time_budget_s=s.time_budget_s,
                     reuse_actors=s.scheduler != "pbt", trial_name_creator=namer, trial_dirname_creator=namer,
                 ),
@@ -318,15 +330,22 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
                     failure_config=tune.FailureConfig(max_failures=s.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
             )
+        t_fit = time.perf_counter()
+        watch = _SigintWatch()
         try:
             grid = tuner.fit()
+            fit_seconds = time.perf_counter() - t_fit
         except BaseException:
             finish_search_run(tracking_uri, parent_id, {}, {"xstilts.status": "interrupted"}, status="KILLED")
             raise
+        finally:
+            stopped_by_signal = watch.close()
 
         trials = _trials_of(grid)
         unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
-        interrupted = bool(unfinished)
+        if stopped_by_signal:  # Ctrl-C: Ray stops the running trials; they have no final result
+            unfinished = [t for t in trials if t.status != "ERROR" and not (t.last_result or {}).get("trial_done")]
+        interrupted = bool(unfinished) or stopped_by_signal
         counts = {"completed": 0, "pruned": 0, "failed": 0, "unfinished": len(unfinished)}
         results = [grid[i] for i in range(len(grid))]
         node_count: dict[str, int] = {}
@@ -361,22 +380,49 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
                       flush=True)
         seconds = time.perf_counter() - t0
         summary["search/seconds"] = seconds
+        summary["search/fit_seconds"] = fit_seconds
+        t_sum = time.perf_counter()
         if not interrupted:
             from xstilts.dashboards.summary import log_search_summary  # leaderboard + plots; never raises
 
             log_search_summary(tracking_uri, parent_id, metric=s.metric, mode=s.mode,
                                journal_path=root / "optuna" / f"{run_name}.journal")
+        summary_seconds = time.perf_counter() - t_sum
         finish_search_run(tracking_uri, parent_id, summary, tags, status="KILLED" if interrupted else "FINISHED")
         if interrupted:
             print(f"[xstilts] search interrupted with {len(unfinished)} trial(s) unfinished; continue it with:  "
                   f"xstilts search --resume {run_name}", flush=True)
         return SearchOutcome(run_name, experiment, parent_id, tracking_uri, str(run_dir), best_config,
-                             best_metrics, counts, seconds, dashboard_url, interrupted, s.metric, node_count)
+                             best_metrics, counts, seconds, dashboard_url, interrupted, s.metric, node_count,
+                             fit_seconds, summary_seconds)
     finally:
         if started_ray:
             import ray
 
             ray.shutdown()
+
+
+class _SigintWatch:
+    """Did Ray Tune stop the search on SIGINT (Ctrl-C)? ``tune.run`` installs its own handler and,
+    when it fires, puts back the one it found: ours, a sentinel. So after ``fit`` the sentinel
+    being in place means the search was interrupted (the trials Ray stopped look TERMINATED)."""
+
+    def __init__(self) -> None:
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
+            self.previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._sentinel)
+
+    @staticmethod
+    def _sentinel(sig: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # a second Ctrl-C while Ray finishes up
+
+    def close(self) -> bool:
+        if not self.active:
+            return False
+        fired = signal.getsignal(signal.SIGINT) == self._sentinel
+        signal.signal(signal.SIGINT, self.previous)
+        return fired
 
 
 def _trials_of(grid: Any) -> list[Any]:
@@ -430,9 +476,12 @@ def _export_pbt_schedule(spec: SearchSpec, overrides: dict[str, Any], run_dir: P
     if not initial:
         return None
     tc = to_trial_config(spec, initial, **overrides)
-    stages = lineage_stages(spec, initial, changes, tc.eval_every, tc.intermediate_steps)
+    # PBT iteration k is the k-th report: the k-th phase-1 probe, at step k * probe_every (later
+    # reports are in the target phase, where the mixture no longer acts)
+    stages = lineage_stages(spec, initial, changes, tc.probe_every or tc.intermediate_steps, tc.intermediate_steps)
     fixed = {k: v for k, v in tc.model_dump(mode="json").items()
-             if k in TrialConfig.model_fields and k not in ("home", "output_dir", "intermediate", "schedule")}
+             if k in TrialConfig.model_fields
+             and k not in ("home", "output_dir", "intermediate", "schedule", "probe_every", "probe_steps")}
     path = run_dir / "pbt_best_schedule.yaml"
     path.write_text(stages_yaml(fixed, stages, f"PBT winning lineage of trial {trial_id} in {run_dir.name}\n"
                                                 f"Replay:  xstilts train {path}"))

@@ -27,9 +27,11 @@ __all__ = ["make_scheduler", "n_reports", "renormalise_ratios", "pbt_lineage", "
 MIN_RATE = 0.02  # PBT never drives a chosen task's rate to 0 (it would leave the subset)
 
 
-def n_reports(target_steps: int, eval_every: int) -> int:
-    """How many results a trial reports: one per evaluation, the last at ``target_steps``."""
-    return math.ceil(target_steps / eval_every)
+def n_reports(target_steps: int, eval_every: int, intermediate_steps: int = 0, probe_every: int | None = None) -> int:
+    """How many results a trial reports: one per phase-1 probe (if any), then one per evaluation,
+    the last at ``target_steps``."""
+    probes = (intermediate_steps - 1) // probe_every if probe_every and intermediate_steps > 0 else 0
+    return probes + math.ceil(target_steps / eval_every)
 
 
 def make_scheduler(spec: SearchSpec, reports: int) -> Any:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import run_cli
-from tests.search.helpers import children, write_space
+from tests.search.helpers import children, result_lines, write_space
 
 pytestmark = pytest.mark.slow
 
@@ -21,11 +21,16 @@ def test_pbt_search_exports_the_winning_lineage(tiny_home: Path, tmp_path: Path)
                         search={"searcher": "random", "scheduler": "pbt", "max_failures": 0,
                                 "pbt": {"perturbation_interval": 1, "quantile_fraction": 0.5,
                                         "mutate": ["ratios", "multilingual_share"]}},
-                        trial={"target_steps": 60, "eval_every": 20})
+                        trial={"intermediate_steps": 40, "target_steps": 20, "eval_every": 20, "probe_steps": 10})
     uri = f"sqlite:///{tmp_path / 'track.db'}"
     r = run_cli(["search", str(space), "--trials", "2", "--max-concurrent", "2", "--tracking-uri", uri,
                  "--storage", str(tmp_path / "ray")], tiny_home)
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert "probing the objective every 20 intermediate steps" in r.stdout
+    run_dir = next((tmp_path / "ray").glob("pbt-*"))
+    phases = [[line.get("train/phase") for line in result_lines(run_dir, d.name)] for d in run_dir.iterdir()
+              if d.is_dir() and (d / "result.json").exists()]
+    assert phases and all(p[0] == 1 and p[-1] == 2 for p in phases), phases  # PBT sees a report inside phase 1
     parent, kids = children(uri, "pbt")
     assert parent.data.params["scheduler"] == "pbt" and len(kids) == 2
     # whether a trial exploits in so short a run depends on timing (PBT is asynchronous), so the

@@ -132,3 +132,39 @@ def test_retry_failed_reruns_a_killed_trial_on_resume(tiny_home: Path, tmp_path:
     assert result_lines(run_dir, states[victim]["dirname"])[-1]["trial_done"] == 1
     _, kids = children(uri, "refail")
     assert len(kids) == 2 and all(k.data.tags["xstilts.status"] == "completed" for k in kids)
+
+
+def test_ctrl_c_stops_the_search_cleanly_and_it_resumes(tiny_home: Path, tmp_path: Path) -> None:
+    """SIGINT to the driver's process group (what Ctrl-C in a terminal sends): the search stops
+    with exit status 130 and prints the resume command, MLflow marks the parent interrupted, and
+    ``--resume`` then finishes every trial."""
+    space = write_space(tmp_path, "ctrlc", search={"scheduler": "none"}, points=False,
+                        trial={"target_steps": 80, "eval_every": 10})
+    storage, uri, log = tmp_path / "ray", f"sqlite:///{tmp_path / 'track.db'}", tmp_path / "driver.log"
+    proc = start_cli(["search", str(space), "--trials", "3", "--max-concurrent", "2", "--tracking-uri", uri,
+                      "--storage", str(storage)], tiny_home, log)
+    try:
+        run_dir = wait_for(lambda: run_dir_of(storage, "ctrlc"), 240, "the run folder", proc, log)
+
+        def reporting() -> bool:
+            return any(s["dirname"] and result_lines(run_dir, s["dirname"]) for s in trial_states(run_dir).values())
+
+        wait_for(reporting, 300, "a trial's first report", proc, log)
+        os.killpg(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            _kill_group(proc)
+    out = log.read_text()
+    assert rc == 130, out[-3000:]
+    assert f"xstilts search --resume {run_dir.name}" in out
+    parent, _ = children(uri, "ctrlc")
+    assert parent.info.status == "KILLED" and parent.data.tags["xstilts.status"] == "interrupted"
+
+    r = run_cli(["search", "--resume", run_dir.name, "--storage", str(storage)], tiny_home)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    after = trial_states(run_dir)
+    assert len(after) == 3 and all(s["status"] == "TERMINATED" for s in after.values())
+    parent2, kids = children(uri, "ctrlc")
+    assert parent2.info.run_id == parent.info.run_id and parent2.info.status == "FINISHED"
+    assert sorted(k.data.tags["ray.trial_id"] for k in kids) == sorted(after)

@@ -16,6 +16,7 @@ from xstilts.search.runner import SearchError, TrialNamer, resolve_run_dir, tria
 from xstilts.search.schedulers import (
     lineage_stages,
     make_scheduler,
+    n_reports,
     pbt_lineage,
     renormalise_ratios,
     stages_yaml,
@@ -180,3 +181,24 @@ def test_cli_errors_before_ray_starts(tmp_path: Path, monkeypatch: pytest.Monkey
     err = capsys.readouterr().err
     assert msg in err, err
     assert not ray.is_initialized()
+
+
+def test_report_count_includes_phase_one_probes() -> None:
+    assert n_reports(300, 100) == 3
+    assert n_reports(300, 100, intermediate_steps=300, probe_every=100) == 5  # probes at 100 and 200
+    assert n_reports(300, 100, intermediate_steps=0, probe_every=100) == 3
+    assert n_reports(250, 100, intermediate_steps=301, probe_every=100) == 6
+
+
+def test_a_change_after_phase_one_leaves_the_exported_mixture_alone() -> None:
+    spec = load_space(SPACES / "interleave.yaml")
+    sub = spec.subset()
+    assert sub is not None
+    a = {"schedule": "interleaved", "multilingual_share": 0.0,
+         **{f"tasks.{m}": int(m in ("mnli", "sst2")) for m in sub[1].members},
+         **{f"ratio.{m}": 0.5 if m in ("mnli", "sst2") else 0.0 for m in sub[1].members}}
+    b = {**a, "ratio.mnli": 0.9, "ratio.sst2": 0.1}
+    stages = lineage_stages(spec, a, [(1, b), (5, {**b, "ratio.mnli": 0.1})], steps_per_iteration=100,
+                            total_steps=300)
+    assert [s["steps"] for s in stages] == [100, 200]  # iteration 5 is a target-phase report
+    assert stages[1]["mixture"] == pytest.approx({"mnli": 0.9, "sst2": 0.1})
