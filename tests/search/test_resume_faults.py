@@ -32,6 +32,14 @@ from xstilts.search.searchers import journal_storage
 pytestmark = pytest.mark.slow
 
 
+def _start_search(tmp_path: Path, home: Path, space: Path, trials: int, *extra: str):
+    """The real CLI search in its own process group: (process, results folder, tracking URI, log)."""
+    storage, uri, log = tmp_path / "ray", f"sqlite:///{tmp_path / 'track.db'}", tmp_path / "driver.log"
+    proc = start_cli(["search", str(space), "--trials", str(trials), "--max-concurrent", "2", "--tracking-uri", uri,
+                      "--storage", str(storage), *extra], home, log)
+    return proc, storage, uri, log
+
+
 def _kill_group(proc) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
@@ -39,9 +47,7 @@ def _kill_group(proc) -> None:
 
 def test_killed_driver_resumes_without_rerunning_or_duplicating(tiny_home: Path, tmp_path: Path) -> None:
     space = write_space(tmp_path, "resume", search={"scheduler": "none"})
-    storage, uri, log = tmp_path / "ray", f"sqlite:///{tmp_path / 'track.db'}", tmp_path / "driver.log"
-    proc = start_cli(["search", str(space), "--trials", "4", "--max-concurrent", "2", "--tracking-uri", uri,
-                      "--storage", str(storage)], tiny_home, log)
+    proc, storage, uri, log = _start_search(tmp_path, tiny_home, space, 4)
     try:
         run_dir = wait_for(lambda: run_dir_of(storage, "resume"), 240, "the run folder", proc, log)
 
@@ -83,9 +89,7 @@ def test_killed_driver_resumes_without_rerunning_or_duplicating(tiny_home: Path,
 def _kill_worker_mid_trial(tmp_path: Path, tiny_home: Path, name: str, max_failures: int):
     space = write_space(tmp_path, name, search={"scheduler": "none"}, points=False,
                         trial={"target_steps": 80, "eval_every": 10})
-    storage, uri, log = tmp_path / "ray", f"sqlite:///{tmp_path / 'track.db'}", tmp_path / "driver.log"
-    proc = start_cli(["search", str(space), "--trials", "2", "--max-concurrent", "2", "--tracking-uri", uri,
-                      "--storage", str(storage), "--max-failures", str(max_failures)], tiny_home, log)
+    proc, storage, uri, log = _start_search(tmp_path, tiny_home, space, 2, "--max-failures", str(max_failures))
     try:
         run_dir = wait_for(lambda: run_dir_of(storage, name), 240, "the run folder", proc, log)
 
@@ -140,9 +144,7 @@ def test_ctrl_c_stops_the_search_cleanly_and_it_resumes(tiny_home: Path, tmp_pat
     ``--resume`` then finishes every trial."""
     space = write_space(tmp_path, "ctrlc", search={"scheduler": "none"}, points=False,
                         trial={"target_steps": 80, "eval_every": 10})
-    storage, uri, log = tmp_path / "ray", f"sqlite:///{tmp_path / 'track.db'}", tmp_path / "driver.log"
-    proc = start_cli(["search", str(space), "--trials", "3", "--max-concurrent", "2", "--tracking-uri", uri,
-                      "--storage", str(storage)], tiny_home, log)
+    proc, storage, uri, log = _start_search(tmp_path, tiny_home, space, 3)
     try:
         run_dir = wait_for(lambda: run_dir_of(storage, "ctrlc"), 240, "the run folder", proc, log)
 
