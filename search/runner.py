@@ -232,10 +232,11 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
     else:
         spec = apply_options(spec, opts)
         overrides = dict(opts.trial_overrides)
-        if spec.search.scheduler == "pbt" and (spec.trial | overrides).get("probe_every") is None:
+        fixed = spec.trial | overrides
+        if spec.search.scheduler == "pbt" and fixed.get("probe_every") is None:
             # PBT acts at reports; without phase-1 reports its mixture changes would land after the
             # intermediate phase, where they change nothing
-            every = int((spec.trial | overrides).get("eval_every", TrialConfig.model_fields["eval_every"].default))
+            every = int(fixed.get("eval_every", TrialConfig.model_fields["eval_every"].default))
             overrides["probe_every"] = every
             print(f"[xstilts] PBT: probing the objective every {every} intermediate steps (trial.probe_every), "
                   "so mixture changes act during intermediate training", flush=True)

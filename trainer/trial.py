@@ -303,8 +303,8 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[
             value = value / world_size
         return float(value.item())  # note: sync point; cheap on CPU
 
-    def new_engine(total: int) -> Any:
-        return build_engine(model, lr=cfg.learning_rate, total_steps=total, warmup=cfg.warmup,
+    def new_engine(total: int, net: MultiTaskModel | None = None) -> Any:
+        return build_engine(net or model, lr=cfg.learning_rate, total_steps=total, warmup=cfg.warmup,
                             batch_size=cfg.batch_size, zero_stage=cfg.zero_stage, clipping=cfg.gradient_clipping,
                             grad_accum=cfg.grad_accum, bf16=cfg.bf16, decay=cfg.lr_decay)
 
@@ -427,9 +427,7 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[
         tp, eval_before = time.perf_counter(), eval_s
         rng_state, mask_state = torch.get_rng_state(), mask_gen.get_state()
         net = copy.deepcopy(model)
-        pe = build_engine(net, lr=cfg.learning_rate, total_steps=cfg.probe_steps, warmup=cfg.warmup,
-                          batch_size=cfg.batch_size, zero_stage=cfg.zero_stage, clipping=cfg.gradient_clipping,
-                          grad_accum=cfg.grad_accum, bf16=cfg.bf16, decay=cfg.lr_decay)
+        pe = new_engine(cfg.probe_steps, net)
         src = {t: _Stream(streams[t].data, cfg.batch_size, f"{cfg.seed}-{t}-probe{step}") for t in trainable_targets}
         pick = MixtureSampler(Mixture({t: 1.0 for t in trainable_targets}), cfg.seed + 3 + step)
         net.train()
