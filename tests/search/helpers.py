@@ -46,8 +46,12 @@ def start_cli(args: list[str], home: Path, log: Path) -> subprocess.Popen[bytes]
 
 
 def trial_states(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Ray's saved experiment state: trial id -> {status, config, num_failures}."""
-    files = sorted(glob.glob(str(run_dir / "experiment_state-*.json")), key=os.path.getmtime)
+    """Ray's saved experiment state: trial id -> {status, config, num_failures}.
+
+    The newest file is the one with the latest name (``experiment_state-<start time>.json``), as
+    Ray picks it: modification times do not tell, because every sync re-uploads the whole staging
+    folder, the state files of earlier driver sessions included."""
+    files = sorted(glob.glob(str(run_dir / "experiment_state-*.json")))
     if not files:
         return {}
     try:
