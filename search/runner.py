@@ -337,10 +337,15 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
             grid = tuner.fit()
             fit_seconds = time.perf_counter() - t_fit
         except BaseException:
+            callback.flush()  # what the trials wrote so far, before the parent is closed
             finish_search_run(tracking_uri, parent_id, {}, {"xstilts.status": "interrupted"}, status="KILLED")
             raise
         finally:
             stopped_by_signal = watch.close()
+        callback.flush()  # Tune calls on_experiment_end, but not on every way out of fit
+        if callback.write_errors:
+            print(f"[xstilts] warning: {callback.write_errors} MLflow write(s) failed during the search (logged "
+                  "above); Ray's results folder has every trial's results", flush=True)
 
         trials = _trials_of(grid)
         unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
@@ -368,6 +373,8 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
             best_config, best_metrics = dict(best.config or {}), dict(best.metrics or {})
         summary: dict[str, float] = {f"trials/{k}": v for k, v in counts.items()}
         tags = {"xstilts.status": "interrupted" if interrupted else "finished", "ray.nodes_used": str(len(node_count))}
+        if callback.write_errors:
+            tags["xstilts.tracking_errors"] = str(callback.write_errors)
         if best_metrics and best_config:
             summary.update({f"best/{k}": v for k, v in best_metrics.items() if "/" in k})
             tags["best_trial"] = str(best_metrics.get("trial_id", ""))

@@ -86,6 +86,7 @@ def drive(cb: Any, trial: FakeTrial, results: list[dict[str, Any]], end: str = "
         p.write_text(error_text)
         trial.error_file = str(p)
         cb.on_trial_error(0, [], trial)
+    cb.flush()  # the writes happen on the callback's writer thread; Tune flushes at the end of fit
 
 
 @dataclass

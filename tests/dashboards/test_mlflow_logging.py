@@ -198,3 +198,39 @@ def test_progress_line_says_where_the_search_stands(new_store: str, capsys: pyte
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0].startswith("[xstilts] trial t0000-a completed zero_shot/avg=0.4700; best 0.4700 (t0000-a)")
     assert out[1].endswith("| 1 completed, 1 pruned, 0 failed, 0 running")
+
+
+def test_tune_hooks_only_queue_the_writes_and_a_failed_write_never_raises(new_store: str, tmp_path: Path) -> None:
+    """Tune's event loop must not wait on SQLite or plots: a hook returns while the write it
+    queued is still blocked; ``flush`` waits for it. A write that fails is counted, not raised."""
+    import threading
+
+    gate = threading.Event()
+
+    def slow_params(cfg: dict) -> dict:
+        gate.wait(60)
+        return params_fn(cfg)
+
+    parent = start_search_run(new_store, "queued", "queued-1", {})
+    cb = MLflowTrialsCallback(new_store, "queued", parent, params_fn=slow_params, progress=False, artifacts=False)
+    t = FakeTrial("q_0", "t0000-sequential", make_config("sequential", 0.5))
+    cb.on_trial_start(0, [], t)  # returns although the write is stuck in params_fn
+    r = make_result(1, 0.5, final=True)
+    t.last_result = r
+    cb.on_trial_result(0, [], t, r)
+    cb.on_trial_complete(0, [], t)
+    client = MlflowClient(new_store)
+    exp_id = client.get_experiment_by_name("queued").experiment_id
+    assert _children(client, exp_id, parent) == []  # nothing written yet
+    gate.set()
+    cb.on_experiment_end([])  # what Tune calls at the end of fit: waits for the queue
+    (kid,) = _children(client, exp_id, parent)
+    assert kid.data.tags["xstilts.status"] == "completed" and kid.info.status == "FINISHED"
+    assert kid.data.metrics["zero_shot/avg"] == pytest.approx(r["zero_shot/avg"]) and cb.write_errors == 0
+
+    bad = tmp_path / "not-a-dir"
+    bad.write_text("a file where the database folder should be")
+    broken = MLflowTrialsCallback(f"sqlite:///{bad / 'x.db'}", "queued", parent, params_fn=params_fn, progress=False,
+                                  artifacts=False)
+    drive(broken, FakeTrial("q_1", "t0001-sequential", make_config("sequential", 0.5)), [make_result(1, 0.5)])
+    assert broken.write_errors >= 1  # logged and counted; the hooks raised nothing
