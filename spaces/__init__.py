@@ -12,7 +12,8 @@ from .schema import (
     sample_random,
     to_trial_config,
     trial_params,
+    with_constants,
 )
 
 __all__ = ["SearchSpec", "SearchSettings", "grid_points", "optuna_points", "SpaceError", "default_space_path", "define_by_run", "load_space", "sample_random",
-           "to_trial_config", "trial_params"]
+           "to_trial_config", "trial_params", "with_constants"]

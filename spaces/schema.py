@@ -65,7 +65,8 @@ from xstilts.trainer import tasks as task_registry
 from xstilts.trainer.config import TrialConfig, format_validation_error
 
 __all__ = ["SearchSpec", "SearchSettings", "SpaceError", "load_space", "default_space_path", "define_by_run",
-           "to_trial_config", "trial_params", "sample_random", "grid_points", "optuna_points", "known_languages",
+           "to_trial_config", "trial_params", "sample_random", "grid_points", "optuna_points", "with_constants",
+           "known_languages",
            "XTREME_LANGUAGES"]
 
 RAW = "_u."  # prefix of the raw simplex coordinates the searcher sees
@@ -417,8 +418,8 @@ def check_space(spec: SearchSpec, where: str) -> None:
                          f"for benchmark {bench!r}; allowed: {', '.join(allowed)}")
     points = [sample_random(spec, seed) for seed in range(8)]
     if spec.search.searcher == "grid":
-        points += [_with_constants(spec, g) for g in grid_points(spec)]
-    points += [_with_constants(spec, q) for q in optuna_points(spec)]
+        points += [with_constants(spec, g) for g in grid_points(spec)]
+    points += [with_constants(spec, q) for q in optuna_points(spec)]
     for cfg in points:
         try:
             to_trial_config(spec, cfg)
@@ -521,7 +522,7 @@ def sample_random(spec: SearchSpec, seed: int = 0, number: int | None = None) ->
     return {**t.params, **constants}
 
 
-def _with_constants(spec: SearchSpec, optuna_params: dict[str, Any], number: int | None = None) -> dict[str, Any]:
+def with_constants(spec: SearchSpec, optuna_params: dict[str, Any], number: int | None = None) -> dict[str, Any]:
     """The full configuration (params + constants) of a point given in Optuna's param names."""
     t = _RandomTrial(0, fixed=optuna_params, number=number)
     constants = define_by_run(spec)(t)

@@ -65,4 +65,6 @@ def test_bench_transfer_runs_end_to_end_at_smoke_size(tiny_home: Path) -> None:
                                    "an_effect_ge_+2pts_beyond_2se", "an_effect_le_-2pts_beyond_2se",
                                    "default_trial_le_30s", "pretraining_le_6min"}
     assert out["seconds"]["trials"] == 7 * 1 + 2 + 1 + 1 + 2  # 7 trained targets, 2 retrieval, tt, base, 2 effects
+    assert 0 < out["seconds"]["effect_trial_max"] <= out["seconds"]["per_trial_max"]
+    assert out["seconds"]["default_trial"] > 0  # the default search's first point, timed on its own
     json.dumps(out)  # the CLI prints it as one JSON object

@@ -199,12 +199,12 @@ def test_subset_sizes_and_always() -> None:
 
 def test_seed_points_decode_to_exactly_the_given_rates() -> None:
     from xstilts.spaces import optuna_points
-    from xstilts.spaces.schema import _with_constants
+    from xstilts.spaces.schema import with_constants
 
     spec = load_space(Path(__file__).resolve().parents[2] / "spaces" / "interleave.yaml")
     pts = optuna_points(spec)
     assert len(pts) == 3 and pts[0]["intermediate_tasks"] == "mnli+squad"
-    cfg = _with_constants(spec, pts[1])
+    cfg = with_constants(spec, pts[1])
     assert cfg["ratio.mnli"] == pytest.approx(0.5) and cfg["ratio.squad"] == pytest.approx(0.5)
     assert cfg["ratio.qqp"] == 0 and cfg["multilingual_share"] == 0.3
     tc = to_trial_config(spec, cfg)
