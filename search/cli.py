@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("which", choices=["trainer", "search", "transfer"])
     b.add_argument("--json", action="store_true", help="print only the JSON object")
     b.add_argument("--quick", action="store_true", help="a short smoke-sized run (not for reported figures)")
-    b.add_argument("--seeds", type=int, help="transfer: fine-tuning seeds for the zero-shot tables (default 8)")
+    b.add_argument("--seeds", type=int, help="transfer: fine-tuning seeds for the zero-shot tables (default 8); "
+                   "search: seeds per searcher in the efficiency part (default 5)")
+    b.add_argument("--trials", type=int, help="search: trials per searcher and seed in the efficiency part (default 16)")
     b.add_argument("--effect-seeds", type=int, help="transfer: seeds for the intermediate effects (default 16)")
     b.add_argument("--only", choices=["zero_shot", "effects"], help="transfer: measure only this part")
 
@@ -103,8 +105,14 @@ def main(argv: list[str] | None = None) -> int:
                 extra = {k: v for k, v in (("seeds", args.seeds), ("effect_seeds", args.effect_seeds)) if v}
                 if args.only:
                     extra["parts"] = (args.only,)
-            elif args.seeds or args.effect_seeds or args.only:
-                raise SystemExit("xstilts: --seeds, --effect-seeds and --only are options of 'bench transfer'")
+            elif args.effect_seeds or args.only:
+                raise SystemExit("xstilts: --effect-seeds and --only are options of 'bench transfer'")
+            if args.which == "search":
+                extra = {k: v for k, v in (("seeds", args.seeds), ("trials", args.trials)) if v}
+            elif args.trials:
+                raise SystemExit("xstilts: --trials is an option of 'bench search'")
+            elif args.seeds and args.which != "transfer":
+                raise SystemExit("xstilts: --seeds is an option of 'bench transfer' and 'bench search'")
             result = importlib.import_module(module).run(quick=args.quick, **extra)
         print(json.dumps(result, indent=None if args.json else 2, default=str))
         return 0

@@ -68,3 +68,29 @@ def test_bench_transfer_runs_end_to_end_at_smoke_size(tiny_home: Path) -> None:
     assert 0 < out["seconds"]["effect_trial_max"] <= out["seconds"]["per_trial_max"]
     assert out["seconds"]["default_trial"] > 0  # the default search's first point, timed on its own
     json.dumps(out)  # the CLI prints it as one JSON object
+
+
+def test_bench_search_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) -> None:
+    """``xstilts bench search --quick --json`` end to end: the real searches (its figures are
+    measured by the full-size run, never in a test)."""
+    from tests.conftest import run_cli
+
+    r = run_cli(["bench", "search", "--quick", "--json"], tiny_home, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)  # stdout is the JSON object alone; progress went to stderr
+    assert out["quick"] is True and out["overhead"]["repeats"] == 1
+    (run,) = out["overhead"]["runs"]
+    assert run["trials"] == 4 and run["completed"] + run["pruned"] == 4
+    assert run["fit_s"] > 0 and run["trial_seconds_sum"] > 0
+    assert out["overhead_ratio"] == run["overhead_ratio"] < 1
+    eff = out["efficiency"]
+    assert eff["seeds"] == [0, 1] and set(eff["arms"]) == {"tpe_asha", "random", "grid"}
+    for arm in ("tpe_asha", "random"):
+        for p in eff["arms"][arm]["per_seed"]:
+            spent = [s for s, _ in p["curve"]]
+            assert len(spent) == 4 and spent == sorted(spent)  # cumulative trial-seconds, one point per trial
+    assert all(p["compute_to_random_best"] is not None for p in eff["arms"]["random"]["per_seed"])
+    assert set(out["compute_to_random_best"]) == {"tpe_asha", "random", "grid"}
+
+    bad = run_cli(["bench", "trainer", "--trials", "3"], tiny_home)
+    assert bad.returncode != 0 and "--trials is an option of 'bench search'" in bad.stderr
