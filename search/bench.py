@@ -12,7 +12,7 @@
   times (default 3, a fresh study each time, seed 0); the headline is the median
   ratio, each run is listed. Target ≤ 0.10.
 * ``efficiency``: best-so-far ``zero_shot/avg`` against cumulative trial-seconds, for TPE+ASHA,
-  random (no early stopping) and grid (over a discretised default space: its 3 task subsets ×
+  TPE alone and random (no early stopping) and grid (over a discretised default space: its 3 task subsets ×
   {sequential, interleaved at m=0.3, T=3}), each over ``seeds`` seeds (default 5) of ``trials``
   trials (default 16), at a reduced fidelity so the benchmark fits 30 minutes on 2 cores. Only
   trials that ran to the end count for the best value; every trial's seconds count for compute,
@@ -20,7 +20,9 @@
   total compute a searcher spends before its best-so-far reaches the best value random search
   found with its full budget (``null`` where it never does); reported per seed, as the median
   over all seeds (a seed that never reaches it counts as infinite; ``null`` when that is the
-  median) and over the seeds that reached it. Target: TPE+ASHA ≤ 0.5.
+  median) and over the seeds that reached it. Target: TPE+ASHA ≤ 0.5. ``rungs`` says what an
+  early-stopping rung sees at each report of random search's trials: the Spearman correlation of
+  the value then with the final value, and the share of the trial's seconds spent by then.
 
 Runs go to a temporary tracking store and results folder; caches (synth, the tiny model) are
 the usual ``$XSTILTS_HOME`` — the first run pretrains the default tiny model there once (not
@@ -40,7 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run", "trial_records", "best_so_far_curve", "compute_to_reach"]
+__all__ = ["run", "trial_records", "best_so_far_curve", "compute_to_reach", "report_histories",
+           "rung_predictiveness"]
 
 EFFICIENCY_FIDELITY = {"intermediate_steps": 100, "target_steps": 100, "eval_every": 25}
 QUICK_FIDELITY = {"intermediate_steps": 30, "target_steps": 30, "eval_every": 15, "eval_max_examples": 100,
@@ -62,6 +65,33 @@ def trial_records(results_path: str | Path, metric: str) -> list[dict[str, Any]]
                     "end": float(last.get("timestamp", 0)), "done": bool(last.get("trial_done")),
                     "value": float(last[metric]) if last.get("trial_done") and metric in last else None})
     return sorted(out, key=lambda r: (r["end"], r["trial"]))
+
+
+def report_histories(results_path: str | Path, metric: str) -> list[tuple[list[float], list[float]]]:
+    """Per trial that ran to its end: (``metric`` at each report, ``time_total_s`` at each report)."""
+    out = []
+    for f in sorted(Path(results_path).glob("*/result.json")):
+        lines = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+        if lines and lines[-1].get("trial_done") and all(metric in x for x in lines):
+            out.append(([float(x[metric]) for x in lines], [float(x["time_total_s"]) for x in lines]))
+    return out
+
+
+def rung_predictiveness(histories: list[tuple[list[float], list[float]]]) -> list[dict[str, Any]]:
+    """What an early-stopping rung at report k would see: Spearman of the value at report k with the
+    final value, and the mean fraction of a trial's seconds spent by then (over complete histories
+    of one length)."""
+    from .bench_transfer import spearman
+
+    if not histories:
+        return []
+    n = max(len(v) for v, _ in histories)
+    full = [(v, t) for v, t in histories if len(v) == n]
+    if len(full) < 3:
+        return []
+    return [{"report": k + 1, "spearman_with_final": round(spearman([v[k] for v, _ in full], [v[-1] for v, _ in full]), 3),
+             "time_fraction": round(statistics.fmean(t[k] / t[-1] for _, t in full if t[-1] > 0), 3)}
+            for k in range(n)]
 
 
 def best_so_far_curve(records: list[dict[str, Any]], mode: str = "max") -> list[tuple[float, float | None]]:
@@ -165,12 +195,16 @@ def run(quick: bool = False, seeds: int = 5, trials: int = 16, overhead_repeats:
         fid = QUICK_FIDELITY if quick else EFFICIENCY_FIDELITY
         espec = _space(fid)
         arms: dict[str, dict[str, Any]] = {"tpe_asha": {"searcher": "tpe", "scheduler": "asha"},
+                                           "tpe": {"searcher": "tpe", "scheduler": "none"},
                                            "random": {"searcher": "random", "scheduler": "none"}}
+        histories: list[tuple[list[float], list[float]]] = []
         curves: dict[str, dict[int, list[tuple[float, float | None]]]] = {a: {} for a in [*arms, "grid"]}
         for seed in seed_list:
             for arm, kw in arms.items():
                 o, _ = _search(espec, work, f"bench-{arm}", trials=n_eff, max_concurrent=2, seed=seed, **kw)
                 curves[arm][seed] = best_so_far_curve(trial_records(o.results_path, espec.search.metric))
+                if arm == "random":
+                    histories += report_histories(o.results_path, espec.search.metric)
         gspec = _grid_space(espec)
         # the grid is deterministic: one run serves every seed (its order is fixed)
         o, _ = _search(gspec, work, "bench-grid", max_concurrent=2)
@@ -206,6 +240,7 @@ def run(quick: bool = False, seeds: int = 5, trials: int = 16, overhead_repeats:
                 "best_mean": round(statistics.fmean([p["best"] for p in per_seed if p["best"] is not None]), 4)
                 if any(p["best"] is not None for p in per_seed) else None,
             }
+        eff["rungs"] = rung_predictiveness(histories)
         result["efficiency"] = eff
         result["compute_to_random_best"] = {a: eff["arms"][a]["compute_to_random_best_median"] for a in eff["arms"]}
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.search.bench import best_so_far_curve, compute_to_reach, trial_records
+from xstilts.search.bench import best_so_far_curve, compute_to_reach, rung_predictiveness, trial_records
 from xstilts.search.bench_transfer import spearman
 
 
@@ -44,6 +44,16 @@ def test_trial_records_curve_and_compute_to_reach(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_rung_predictiveness_ranks_early_values_against_final_ones() -> None:
+    hist = [([0.1, 0.5, 0.9], [2.0, 3.0, 4.0]), ([0.2, 0.4, 0.8], [1.0, 3.0, 4.0]), ([0.3, 0.3, 0.7], [2.0, 2.0, 4.0]),
+            ([0.9, 0.1], [1.0, 2.0])]  # a pruned trial's shorter history is left out
+    rungs = rung_predictiveness(hist)
+    assert [r["report"] for r in rungs] == [1, 2, 3]
+    assert rungs[0]["spearman_with_final"] == pytest.approx(-1.0) and rungs[1]["spearman_with_final"] == pytest.approx(1.0)
+    assert rungs[0]["time_fraction"] == pytest.approx((0.5 + 0.25 + 0.5) / 3, abs=1e-3) and rungs[2]["time_fraction"] == 1.0
+    assert rung_predictiveness(hist[:2]) == []  # too few trials to rank
+
+
 def test_bench_transfer_runs_end_to_end_at_smoke_size(tiny_home: Path) -> None:
     from xstilts.search.bench_transfer import run
     from xstilts.trainer.tasks import INTERMEDIATE_TASKS, TARGET_TASKS
@@ -84,13 +94,14 @@ def test_bench_search_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) 
     assert run["fit_s"] > 0 and run["trial_seconds_sum"] > 0
     assert out["overhead_ratio"] == run["overhead_ratio"] < 1
     eff = out["efficiency"]
-    assert eff["seeds"] == [0, 1] and set(eff["arms"]) == {"tpe_asha", "random", "grid"}
-    for arm in ("tpe_asha", "random"):
+    assert eff["seeds"] == [0, 1] and set(eff["arms"]) == {"tpe_asha", "tpe", "random", "grid"}
+    for arm in ("tpe_asha", "tpe", "random"):
         for p in eff["arms"][arm]["per_seed"]:
             spent = [s for s, _ in p["curve"]]
             assert len(spent) == 4 and spent == sorted(spent)  # cumulative trial-seconds, one point per trial
     assert all(p["compute_to_random_best"] is not None for p in eff["arms"]["random"]["per_seed"])
-    assert set(out["compute_to_random_best"]) == {"tpe_asha", "random", "grid"}
+    assert set(out["compute_to_random_best"]) == {"tpe_asha", "tpe", "random", "grid"}
+    assert [r["report"] for r in eff["rungs"]] == [1, 2] and eff["rungs"][-1]["spearman_with_final"] == 1.0
 
     bad = run_cli(["bench", "trainer", "--trials", "3"], tiny_home)
     assert bad.returncode != 0 and "--trials is an option of 'bench search'" in bad.stderr
