@@ -28,7 +28,8 @@ Tune calls it and hands the MLflow calls (SQLite writes, plots) to one backgroun
 order. Tune's loop only queues (microseconds instead of ~0.3 s per trial and ~2 s for the first
 plot, during which no trial was started and no running trial got its next step). ``flush()``
 waits for the queue; Tune's ``on_experiment_end`` and the runner call it, so the store is
-complete when ``Tuner.fit`` returns. A failed write is logged and counted (``write_errors``),
+complete when ``Tuner.fit`` returns, and so does ``get_state``, which Tune calls at each
+experiment snapshot: the store never lags what a ``--resume`` would restore. A failed write is logged and counted (``write_errors``),
 never raised into Tune: tracking must not stop a search.
 
 With a SQLite store, experiments keep their artifacts beside the database
@@ -284,6 +285,14 @@ class MLflowTrialsCallback(Callback):
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self.flush()
+
+    def get_state(self) -> dict[str, Any] | None:
+        """Tune asks for this when it snapshots the experiment (what ``--resume`` restores from):
+        the store must hold every trial the snapshot holds as finished, or a driver killed right
+        after the snapshot would leave runs "running" that the resumed search never revisits. So
+        wait for the queue here; no state of our own (the runs are found again in the store)."""
+        self.flush()
+        return None
 
     # ---- Tune's hooks: snapshot now, write later (in order)
 

@@ -234,3 +234,35 @@ def test_tune_hooks_only_queue_the_writes_and_a_failed_write_never_raises(new_st
                                   artifacts=False)
     drive(broken, FakeTrial("q_1", "t0001-sequential", make_config("sequential", 0.5)), [make_result(1, 0.5)])
     assert broken.write_errors >= 1  # logged and counted; the hooks raised nothing
+
+
+def test_tunes_experiment_snapshot_waits_for_the_queued_writes(new_store: str) -> None:
+    """Tune calls ``get_state`` when it snapshots the experiment; a resumed search trusts that
+    snapshot, so every write queued before it must be in the store when it returns."""
+    import threading
+
+    gate = threading.Event()
+
+    def slow_params(cfg: dict) -> dict:
+        gate.wait(60)
+        return params_fn(cfg)
+
+    parent = start_search_run(new_store, "snap", "snap-1", {})
+    cb = MLflowTrialsCallback(new_store, "snap", parent, params_fn=slow_params, progress=False, artifacts=False)
+    t = FakeTrial("s_0", "t0000-sequential", make_config("sequential", 0.5))
+    r = make_result(1, 0.5, final=True)
+    t.last_result = r
+    cb.on_trial_start(0, [], t)
+    cb.on_trial_result(0, [], t, r)
+    cb.on_trial_complete(0, [], t)
+    states: list = []
+    snap = threading.Thread(target=lambda: states.append(cb.get_state()))
+    snap.start()
+    snap.join(0.5)
+    assert snap.is_alive()  # still waiting: the trial's writes are blocked
+    gate.set()
+    snap.join(60)
+    assert states == [None]  # no state of its own for Tune to save
+    client = MlflowClient(new_store)
+    (kid,) = _children(client, client.get_experiment_by_name("snap").experiment_id, parent)
+    assert kid.data.tags["xstilts.status"] == "completed"
