@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import threading
 from pathlib import Path
 
 import pytest
@@ -200,25 +201,30 @@ def test_progress_line_says_where_the_search_stands(new_store: str, capsys: pyte
     assert out[1].endswith("| 1 completed, 1 pruned, 0 failed, 0 running")
 
 
-def test_tune_hooks_only_queue_the_writes_and_a_failed_write_never_raises(new_store: str, tmp_path: Path) -> None:
-    """Tune's event loop must not wait on SQLite or plots: a hook returns while the write it
-    queued is still blocked; ``flush`` waits for it. A write that fails is counted, not raised."""
-    import threading
-
+def _gated_trial(store: str, name: str) -> tuple[MLflowTrialsCallback, threading.Event, str, dict]:
+    """A callback whose first write blocks until the returned gate is set, after Tune's three
+    hooks of one completed trial were called: (callback, gate, parent run id, final result)."""
     gate = threading.Event()
 
     def slow_params(cfg: dict) -> dict:
         gate.wait(60)
         return params_fn(cfg)
 
-    parent = start_search_run(new_store, "queued", "queued-1", {})
-    cb = MLflowTrialsCallback(new_store, "queued", parent, params_fn=slow_params, progress=False, artifacts=False)
-    t = FakeTrial("q_0", "t0000-sequential", make_config("sequential", 0.5))
-    cb.on_trial_start(0, [], t)  # returns although the write is stuck in params_fn
+    parent = start_search_run(store, name, f"{name}-1", {})
+    cb = MLflowTrialsCallback(store, name, parent, params_fn=slow_params, progress=False, artifacts=False)
+    t = FakeTrial(f"{name}_0", "t0000-sequential", make_config("sequential", 0.5))
     r = make_result(1, 0.5, final=True)
     t.last_result = r
+    cb.on_trial_start(0, [], t)  # each hook returns although the writes are stuck in params_fn
     cb.on_trial_result(0, [], t, r)
     cb.on_trial_complete(0, [], t)
+    return cb, gate, parent, r
+
+
+def test_tune_hooks_only_queue_the_writes_and_a_failed_write_never_raises(new_store: str, tmp_path: Path) -> None:
+    """Tune's event loop must not wait on SQLite or plots: a hook returns while the write it
+    queued is still blocked; ``flush`` waits for it. A write that fails is counted, not raised."""
+    cb, gate, parent, r = _gated_trial(new_store, "queued")
     client = MlflowClient(new_store)
     exp_id = client.get_experiment_by_name("queued").experiment_id
     assert _children(client, exp_id, parent) == []  # nothing written yet
@@ -239,22 +245,7 @@ def test_tune_hooks_only_queue_the_writes_and_a_failed_write_never_raises(new_st
 def test_tunes_experiment_snapshot_waits_for_the_queued_writes(new_store: str) -> None:
     """Tune calls ``get_state`` when it snapshots the experiment; a resumed search trusts that
     snapshot, so every write queued before it must be in the store when it returns."""
-    import threading
-
-    gate = threading.Event()
-
-    def slow_params(cfg: dict) -> dict:
-        gate.wait(60)
-        return params_fn(cfg)
-
-    parent = start_search_run(new_store, "snap", "snap-1", {})
-    cb = MLflowTrialsCallback(new_store, "snap", parent, params_fn=slow_params, progress=False, artifacts=False)
-    t = FakeTrial("s_0", "t0000-sequential", make_config("sequential", 0.5))
-    r = make_result(1, 0.5, final=True)
-    t.last_result = r
-    cb.on_trial_start(0, [], t)
-    cb.on_trial_result(0, [], t, r)
-    cb.on_trial_complete(0, [], t)
+    cb, gate, parent, _ = _gated_trial(new_store, "snap")
     states: list = []
     snap = threading.Thread(target=lambda: states.append(cb.get_state()))
     snap.start()
