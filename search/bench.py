@@ -50,18 +50,22 @@ QUICK_FIDELITY = {"intermediate_steps": 30, "target_steps": 30, "eval_every": 15
                   "tiny": {"pretrain_steps": 300, "pretrain_batch": 64}}  # a smoke run: a briefly pretrained model
 
 
+def _result_lines(results_path: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """Ray's ``result.json`` of every trial folder of a search: folder name -> its reported results."""
+    out = {}
+    for f in sorted(Path(results_path).glob("*/result.json")):
+        lines = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+        if lines:
+            out[f.parent.name] = lines
+    return out
+
+
 def trial_records(results_path: str | Path, metric: str) -> list[dict[str, Any]]:
     """One record per trial of a finished search: seconds, completion time, final value (if completed)."""
     out = []
-    for d in Path(results_path).iterdir():
-        f = d / "result.json"
-        if not d.is_dir() or not f.exists():
-            continue
-        lines = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
-        if not lines:
-            continue
+    for name, lines in _result_lines(results_path).items():
         last = lines[-1]
-        out.append({"trial": d.name, "seconds": float(last.get("time_total_s", 0.0)),
+        out.append({"trial": name, "seconds": float(last.get("time_total_s", 0.0)),
                     "end": float(last.get("timestamp", 0)), "done": bool(last.get("trial_done")),
                     "value": float(last[metric]) if last.get("trial_done") and metric in last else None})
     return sorted(out, key=lambda r: (r["end"], r["trial"]))
@@ -69,12 +73,9 @@ def trial_records(results_path: str | Path, metric: str) -> list[dict[str, Any]]
 
 def report_histories(results_path: str | Path, metric: str) -> list[tuple[list[float], list[float]]]:
     """Per trial that ran to its end: (``metric`` at each report, ``time_total_s`` at each report)."""
-    out = []
-    for f in sorted(Path(results_path).glob("*/result.json")):
-        lines = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
-        if lines and lines[-1].get("trial_done") and all(metric in x for x in lines):
-            out.append(([float(x[metric]) for x in lines], [float(x["time_total_s"]) for x in lines]))
-    return out
+    return [([float(x[metric]) for x in lines], [float(x["time_total_s"]) for x in lines])
+            for lines in _result_lines(results_path).values()
+            if lines[-1].get("trial_done") and all(metric in x for x in lines)]
 
 
 def rung_predictiveness(histories: list[tuple[list[float], list[float]]]) -> list[dict[str, Any]]:

@@ -139,6 +139,7 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 16, home: str |
 
     # ---- intermediate effects on the default objective, paired by seed ------------------------------
     inter = list(INTERMEDIATE_TASKS)[: 2 if quick else None] if "effects" in parts else []
+    first_effect_trial = len(trial_s)
     baseline = [trial(s) for s in range(n_effect)] if inter else []
     effects: dict[str, float] = {}
     effects_se: dict[str, float] = {}
@@ -153,7 +154,7 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 16, home: str |
     seconds["per_trial_mean"] = statistics.fmean(trial_s)
     seconds["per_trial_max"] = max(trial_s)
     seconds["trials"] = len(trial_s)
-    seconds["effect_trial_max"] = max(trial_s[len(trial_s) - len(baseline) * (len(inter) + 1):] or [float("nan")])
+    seconds["effect_trial_max"] = max(trial_s[first_effect_trial:] or [float("nan")])
     # one trial exactly as the default search runs its first point, timed whole (model load included)
     from xstilts.spaces import load_space, optuna_points, to_trial_config, with_constants
 

@@ -84,6 +84,10 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
+_BENCH_OPTIONS = {"seeds": ("transfer", "search"), "trials": ("search",), "effect_seeds": ("transfer",),
+                  "only": ("transfer",)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.home:
@@ -101,18 +105,14 @@ def main(argv: list[str] | None = None) -> int:
 
         with contextlib.redirect_stdout(sys.stderr):  # progress logs must not spoil the one JSON object
             extra: dict[str, Any] = {}
-            if args.which == "transfer":
-                extra = {k: v for k, v in (("seeds", args.seeds), ("effect_seeds", args.effect_seeds)) if v}
-                if args.only:
-                    extra["parts"] = (args.only,)
-            elif args.effect_seeds or args.only:
-                raise SystemExit("xstilts: --effect-seeds and --only are options of 'bench transfer'")
-            if args.which == "search":
-                extra = {k: v for k, v in (("seeds", args.seeds), ("trials", args.trials)) if v}
-            elif args.trials:
-                raise SystemExit("xstilts: --trials is an option of 'bench search'")
-            elif args.seeds and args.which != "transfer":
-                raise SystemExit("xstilts: --seeds is an option of 'bench transfer' and 'bench search'")
+            for opt, benches in _BENCH_OPTIONS.items():  # each option goes to the benches that take it
+                value = getattr(args, opt)
+                if not value:
+                    continue
+                if args.which not in benches:
+                    raise SystemExit(f"xstilts: --{opt.replace('_', '-')} is an option of "
+                                     + " and ".join(f"'bench {b}'" for b in benches))
+                extra["parts" if opt == "only" else opt] = (value,) if opt == "only" else value
             result = importlib.import_module(module).run(quick=args.quick, **extra)
         print(json.dumps(result, indent=None if args.json else 2, default=str))
         return 0
