@@ -201,6 +201,19 @@ def _prune(root: Path, keep: str) -> None:
 
 def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[str], None] = print,
               resume_from: str | Path | None = None) -> dict[str, Any]:
+    """Run one trial. Without ``cfg.output_dir`` its checkpoints go to a scratch folder that is
+    removed however the trial ends: done, raising, or stopped by its caller (Tune stops a pruned
+    trial by raising ``SystemExit`` out of its next ``report``)."""
+    scratch = None if cfg.output_dir else Path(tempfile.mkdtemp(prefix="xstilts-ckpt-"))
+    try:
+        return _run_trial(cfg, report, log=log, resume_from=resume_from, scratch=scratch)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_trial(cfg: TrialConfig, report: Report | None, *, log: Callable[[str], None],
+               resume_from: str | Path | None, scratch: Path | None) -> dict[str, Any]:
     t_start = time.perf_counter()
     report = report or (lambda metrics, checkpoint_dir=None: None)
     if cfg.threads:
@@ -309,7 +322,8 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[
                             grad_accum=cfg.grad_accum, bf16=cfg.bf16, decay=cfg.lr_decay)
 
     # ---- checkpoints and resume ------------------------------------------------------------
-    ckpt_root = Path(cfg.output_dir) / CHECKPOINT_DIR if cfg.output_dir else Path(tempfile.mkdtemp(prefix="xstilts-ckpt-"))
+    ckpt_root = Path(cfg.output_dir) / CHECKPOINT_DIR if cfg.output_dir else scratch
+    assert ckpt_root is not None
     if resume_from is None and cfg.resume and cfg.output_dir and latest_checkpoint(ckpt_root):
         resume_from = ckpt_root
     resumed: dict[str, Any] | None = None
@@ -526,8 +540,6 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[
             out_dir = Path(cfg.output_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / "results.json").write_text(json.dumps(result, indent=2, default=str))
-    if not cfg.output_dir:
-        shutil.rmtree(ckpt_root, ignore_errors=True)
     log(f"[trial] done in {times['trial_s']:.1f}s: zero_shot/avg {final['zero_shot/avg']:.3f} (dev), "
         f"{final['test/zero_shot/avg']:.3f} (test); engine {engine_name}")
     return result

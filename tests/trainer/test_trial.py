@@ -136,3 +136,31 @@ def test_a_trial_resumes_from_a_probe_checkpoint_with_a_new_mixture(tiny_home: P
                     log=lambda s: None, resume_from=ckpt)
     assert res["resumed"] and len(res["curves"]["intermediate"]) == 30
     assert res["phase1_mixture"] == pytest.approx({"mnli": 0.1, "sst2": 0.9})
+
+
+@pytest.mark.parametrize("ending", ["done", "stopped"])
+def test_a_trial_without_output_dir_leaves_no_scratch_checkpoints(tiny_home: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch, ending: str) -> None:
+    """A pruned trial is stopped by SystemExit out of its report (how Tune stops a function trainable):
+    its scratch checkpoint folder goes too, as it does when the trial ends normally."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen: list[str] = []
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        if checkpoint_dir is not None:
+            seen.append(checkpoint_dir)
+            assert Path(checkpoint_dir).is_dir()
+            if ending == "stopped":
+                raise SystemExit(0)
+
+    cfg = TrialConfig(tiny=TEST_TINY, home=str(tiny_home), batch_size=8, eval_max_examples=20, eval_languages=LANGS,
+                      threads=1, intermediate={"mnli": 1.0}, intermediate_steps=4, target_steps=8, eval_every=4)
+    if ending == "stopped":
+        with pytest.raises(SystemExit):
+            run_trial(cfg, report, log=lambda s: None)
+    else:
+        run_trial(cfg, report, log=lambda s: None)
+    assert seen and all(Path(d).is_relative_to(tmp_path) for d in seen)
+    assert not list(tmp_path.glob("xstilts-ckpt-*"))
