@@ -331,6 +331,10 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
                     failure_config=tune.FailureConfig(max_failures=s.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
             )
+        # Tune warns whenever num_to_keep forces experiment snapshots less than 5 s apart (here: each
+        # trial's second checkpoint). Measured on the default search: 2-4 forced snapshots, 0.13-0.17 s
+        # of a 46 s search in all — not a bottleneck. Its warning about *slow* snapshots stays on.
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         t_fit = time.perf_counter()
         watch = _SigintWatch()
         try:
