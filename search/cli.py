@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="a short smoke-sized run (not for reported figures)")
     b.add_argument("--seeds", type=int, help="transfer: fine-tuning seeds for the zero-shot tables (default 8); "
                    "search: seeds per searcher in the efficiency part (default 5)")
-    b.add_argument("--trials", type=int, help="search: trials per searcher and seed in the efficiency part (default 16)")
+    b.add_argument("--trials", type=int, help="search: trials per searcher and seed in the efficiency part (default: the space's budget, 12)")
     b.add_argument("--effect-seeds", type=int, help="transfer: seeds for the intermediate effects (default 16)")
     b.add_argument("--only", choices=["zero_shot", "effects"], help="transfer: measure only this part")
 

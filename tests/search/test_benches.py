@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.search.bench import best_so_far_curve, compute_to_reach, rung_predictiveness, trial_records
+from xstilts.search.bench import (
+    best_so_far_curve,
+    compute_to_reach,
+    rung_predictiveness,
+    trial_records,
+    zero_overhead_makespan,
+)
 from xstilts.search.bench_transfer import spearman
 
 
@@ -41,6 +47,16 @@ def test_trial_records_curve_and_compute_to_reach(tmp_path: Path) -> None:
     assert compute_to_reach(curve, 0.7) == 20.0
     assert compute_to_reach(curve, 0.71) is None
     assert best_so_far_curve(recs, mode="min")[-1] == (20.0, 0.5)
+
+
+def test_zero_overhead_makespan_replays_the_trials_in_creation_order() -> None:
+    """Each trial, in its number's order, takes the first slot to free: the idle tail stays in."""
+    recs = [{"trial": f"t{n:04d}-x", "seconds": s} for n, s in [(2, 1.0), (0, 4.0), (1, 2.0), (3, 5.0)]]
+    # slot A: t0 0-4; slot B: t1 0-2, t2 2-3, t3 3-8  -> 8 (Σ/2 would say 6)
+    assert zero_overhead_makespan(recs, 2) == 8.0
+    assert zero_overhead_makespan(recs, 1) == 12.0
+    assert zero_overhead_makespan(recs, 4) == 5.0
+    assert zero_overhead_makespan([], 2) == 0.0
 
 
 @pytest.mark.slow
@@ -93,15 +109,25 @@ def test_bench_search_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) 
     assert run["trials"] == 4 and run["completed"] + run["pruned"] == 4
     assert run["fit_s"] > 0 and run["trial_seconds_sum"] > 0
     assert out["overhead_ratio"] == run["overhead_ratio"] < 1
+    # no search can beat the zero-overhead replay, and the replay never beats perfect packing
+    assert run["packed_wall_s"] <= run["ideal_wall_s"] <= run["fit_s"]
+    assert out["overhead_ratio"] <= out["overhead_ratio_perfect_packing"]
     eff = out["efficiency"]
     assert eff["seeds"] == [0, 1] and set(eff["arms"]) == {"tpe_asha", "tpe", "random", "grid"}
     for arm in ("tpe_asha", "tpe", "random"):
         for p in eff["arms"][arm]["per_seed"]:
             spent = [s for s, _ in p["curve"]]
             assert len(spent) == 4 and spent == sorted(spent)  # cumulative trial-seconds, one point per trial
-    assert all(p["compute_to_random_best"] is not None for p in eff["arms"]["random"]["per_seed"])
+    # random search is measured against another seed's random search, the others against their own seed's
+    assert [p["random_seed"] for p in eff["arms"]["random"]["per_seed"]] == [1, 0]
+    assert [p["random_seed"] for p in eff["arms"]["tpe_asha"]["per_seed"]] == [0, 1]
     assert set(out["compute_to_random_best"]) == {"tpe_asha", "tpe", "random", "grid"}
     assert [r["report"] for r in eff["rungs"]] == [1, 2] and eff["rungs"][-1]["spearman_with_final"] == 1.0
+    assert eff["config_sd"] >= 0
+    # the noise floor: two points of the space, each trained with 2 seeds (real trials, as Ray tasks)
+    assert set(eff["seed_spread"]) == {"seed_point", "first_random_point"}
+    for point in eff["seed_spread"].values():
+        assert len(point["values"]) == 2 and all(0 <= v <= 1 for v in point["values"]) and point["sd"] >= 0
 
     bad = run_cli(["bench", "trainer", "--trials", "3"], tiny_home)
     assert bad.returncode != 0 and "--trials is an option of 'bench search'" in bad.stderr
