@@ -12,6 +12,7 @@ import pytest
 from xstilts.search.bench import (
     best_so_far_curve,
     compute_to_reach,
+    mean_curve,
     rung_predictiveness,
     trial_records,
     zero_overhead_makespan,
@@ -47,6 +48,15 @@ def test_trial_records_curve_and_compute_to_reach(tmp_path: Path) -> None:
     assert compute_to_reach(curve, 0.7) == 20.0
     assert compute_to_reach(curve, 0.71) is None
     assert best_so_far_curve(recs, mode="min")[-1] == (20.0, 0.5)
+
+
+def test_mean_curve_averages_seeds_and_holds_each_seeds_last_best() -> None:
+    a = [(2.0, None), (4.0, 0.5), (6.0, 0.7)]
+    b = [(3.0, 0.4), (5.0, 0.6)]
+    # 2, 3: a has no completed trial yet; from 5 on b holds its last best (0.6)
+    assert mean_curve([a, b]) == [(4.0, pytest.approx(0.45)), (5.0, pytest.approx(0.55)), (6.0, pytest.approx(0.65))]
+    assert compute_to_reach(mean_curve([a, b]), 0.6) == 6.0
+    assert mean_curve([]) == []
 
 
 def test_zero_overhead_makespan_replays_the_trials_in_creation_order() -> None:
@@ -122,6 +132,9 @@ def test_bench_search_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) 
     assert [p["random_seed"] for p in eff["arms"]["random"]["per_seed"]] == [1, 0]
     assert [p["random_seed"] for p in eff["arms"]["tpe_asha"]["per_seed"]] == [0, 1]
     assert set(out["compute_to_random_best"]) == {"tpe_asha", "tpe", "random", "grid"}
+    rnd = eff["arms"]["random"]
+    assert rnd["compute_to_random_best"] is not None and rnd["compute_to_random_best"] > 0  # its own end value
+    assert rnd["mean_curve"][-1][1] == pytest.approx(eff["random_best_mean"], abs=1e-4)
     assert [r["report"] for r in eff["rungs"]] == [1, 2] and eff["rungs"][-1]["spearman_with_final"] == 1.0
     assert eff["config_sd"] >= 0
     # the noise floor: two points of the space, each trained with 2 seeds (real trials, as Ray tasks)
