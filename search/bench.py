@@ -36,9 +36,10 @@
   against the mean over seeds of the best value random search found with its full budget; the
   compute where the mean curve first reaches it, as a fraction of random search's mean total
   compute (``null``: never). Random search's own figure is its curve reaching its own end value:
-  near 1 (above it when a seed with more than the mean compute finds its best last). ``per_seed`` pairs each seed with random search's run of that seed
-  (random search with the next seed's run): the fraction of that run's compute spent before
-  reaching its best, and ``per_seed_median`` (a seed that never reaches it counts as infinite).
+  near 1 (above it when a seed with more than the mean compute finds its best last).
+  ``per_seed`` pairs each seed with random search's run of that seed (random search with the
+  next seed's run): the fraction of that run's compute spent before reaching its best, and
+  ``per_seed_median`` (a seed that never reaches it counts as infinite).
   That per-seed figure is listed but is not the headline: with one configuration's score varying
   by 0.04–0.06 with the training seed, it mostly says which run drew a lucky trial — random search
   against another seed's random search scored 0.29 on it (on the mean curve: 0.92). Target:
