@@ -285,7 +285,8 @@ def run(quick: bool = False, seeds: int = 5, trials: int | None = None, overhead
 
         # ---- efficiency: TPE+ASHA vs random vs grid, several seeds, the default fidelity
         # the searchers on their own: no seed points (they would be every arm's first trial alike)
-        espec = _space(QUICK_FIDELITY if quick else {}).model_copy(update={"points_to_evaluate": []})
+        fspec = _space(QUICK_FIDELITY if quick else {})  # the default space at the efficiency fidelity
+        espec = fspec.model_copy(update={"points_to_evaluate": []})
         n_eff = 4 if quick else trials or espec.n_trials()
         arms: dict[str, dict[str, Any]] = {"tpe_asha": {"searcher": "tpe", "scheduler": "asha"},
                                            "tpe": {"searcher": "tpe", "scheduler": "none"},
@@ -354,7 +355,7 @@ def run(quick: bool = False, seeds: int = 5, trials: int | None = None, overhead
         # what separates configurations here, against what one configuration's training seed does
         finals = [v[-1] for v, _ in histories]
         eff["config_sd"] = round(statistics.stdev(finals), 4) if len(finals) > 1 else None
-        eff["seed_spread"] = seed_spread(_space(QUICK_FIDELITY if quick else {}), 2 if quick else 3, str(home()))
+        eff["seed_spread"] = seed_spread(fspec, 2 if quick else 3, str(home()))
         result["efficiency"] = eff
         result["compute_to_random_best"] = {a: eff["arms"][a]["compute_to_random_best"] for a in eff["arms"]}
     finally:

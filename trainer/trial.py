@@ -204,16 +204,20 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[
     """Run one trial. Without ``cfg.output_dir`` its checkpoints go to a scratch folder that is
     removed however the trial ends: done, raising, or stopped by its caller (Tune stops a pruned
     trial by raising ``SystemExit`` out of its next ``report``)."""
-    scratch = None if cfg.output_dir else Path(tempfile.mkdtemp(prefix="xstilts-ckpt-"))
+    scratch: Path | None = None
+    if cfg.output_dir:
+        ckpt_root = Path(cfg.output_dir) / CHECKPOINT_DIR
+    else:
+        scratch = ckpt_root = Path(tempfile.mkdtemp(prefix="xstilts-ckpt-"))
     try:
-        return _run_trial(cfg, report, log=log, resume_from=resume_from, scratch=scratch)
+        return _run_trial(cfg, report, log=log, resume_from=resume_from, ckpt_root=ckpt_root)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _run_trial(cfg: TrialConfig, report: Report | None, *, log: Callable[[str], None],
-               resume_from: str | Path | None, scratch: Path | None) -> dict[str, Any]:
+               resume_from: str | Path | None, ckpt_root: Path) -> dict[str, Any]:
     t_start = time.perf_counter()
     report = report or (lambda metrics, checkpoint_dir=None: None)
     if cfg.threads:
@@ -322,8 +326,6 @@ def _run_trial(cfg: TrialConfig, report: Report | None, *, log: Callable[[str], 
                             grad_accum=cfg.grad_accum, bf16=cfg.bf16, decay=cfg.lr_decay)
 
     # ---- checkpoints and resume ------------------------------------------------------------
-    ckpt_root = Path(cfg.output_dir) / CHECKPOINT_DIR if cfg.output_dir else scratch
-    assert ckpt_root is not None
     if resume_from is None and cfg.resume and cfg.output_dir and latest_checkpoint(ckpt_root):
         resume_from = ckpt_root
     resumed: dict[str, Any] | None = None
