@@ -21,7 +21,7 @@ from xstilts.search.schedulers import (
     renormalise_ratios,
     stages_yaml,
 )
-from xstilts.search.searchers import make_sampler, make_search_alg, pbt_population
+from xstilts.search.searchers import make_sampler, make_search_alg, pbt_population, top_quarter
 from xstilts.spaces import load_space, to_trial_config
 from xstilts.spaces.schema import SearchSpec
 
@@ -63,6 +63,16 @@ def test_each_searcher_proposes_valid_points_seed_first(tmp_path: Path, searcher
     study = optuna.load_study(study_name="s", storage=alg._storage)  # the journal holds the history
     assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 12
     assert study.best_value == pytest.approx(max(score(c)["zero_shot/avg"] for c in configs))
+
+
+def test_tpe_models_the_top_quarter_and_pickles() -> None:
+    # Optuna's default split (ceil(0.1 n)) is one "good" trial until 11 have finished
+    assert [top_quarter(n) for n in (1, 4, 5, 11, 12, 20, 100, 1000)] == [1, 1, 2, 3, 3, 5, 25, 25]
+    sampler = make_sampler(_spec(trials=12))
+    assert sampler._gamma is top_quarter and sampler._n_startup_trials == 4
+    import pickle  # Ray checkpoints the searcher (and so the sampler) by pickling it
+
+    assert pickle.loads(pickle.dumps(sampler))._gamma is top_quarter
 
 
 def test_grid_runs_every_point_once_in_order(tmp_path: Path) -> None:
