@@ -142,5 +142,10 @@ def test_bench_search_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) 
     for point in eff["seed_spread"].values():
         assert len(point["values"]) == 2 and all(0 <= v <= 1 for v in point["values"]) and point["sd"] >= 0
 
+    # the work folder keeps the results and the tracking DB, not the trial checkpoints
+    work = Path(out["work_dir"])
+    assert out["checkpoints_removed_mb"] > 0 and not list(work.rglob("checkpoint_*"))
+    assert list(work.glob("ray/bench-random-*/t0000-*/result.json")) and (work / "bench.db").is_file()
+
     bad = run_cli(["bench", "trainer", "--trials", "3"], tiny_home)
     assert bad.returncode != 0 and "--trials is an option of 'bench search'" in bad.stderr
