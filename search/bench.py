@@ -314,8 +314,8 @@ def run(quick: bool = False, seeds: int = 5, trials: int | None = None, overhead
                                "fidelity": {k: espec.trial[k] for k in ("intermediate_steps", "target_steps", "eval_every")},
                                "metric": espec.search.metric, "arms": {}}
         rand_finals = [curves["random"][seed][-1] for seed in seed_list if curves["random"][seed]]
-        rand_target = (statistics.fmean(b for _, b in rand_finals if b is not None)
-                       if rand_finals and all(b is not None for _, b in rand_finals) else None)
+        rand_bests = [b for _, b in rand_finals if b is not None]
+        rand_target = statistics.fmean(rand_bests) if rand_bests and len(rand_bests) == len(rand_finals) else None
         rand_budget = statistics.fmean(spent for spent, _ in rand_finals) if rand_finals else 0.0
         eff["random_best_mean"] = None if rand_target is None else round(rand_target, 4)
         eff["random_compute_mean_s"] = round(rand_budget, 1)
