@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print only the JSON object")
     b.add_argument("--quick", action="store_true", help="a short smoke-sized run (not for reported figures)")
     b.add_argument("--seeds", type=int, help="transfer: fine-tuning seeds for the zero-shot tables (default 8); "
-                   "search: seeds per searcher in the efficiency part (default 5)")
+                   "search: seeds per searcher in the efficiency part (default 8)")
+    b.add_argument("--tpe-alone", action="store_true",
+                   help="search: also run TPE without early stopping in the efficiency part")
     b.add_argument("--trials", type=int, help="search: trials per searcher and seed in the efficiency part (default: the space's budget, 12)")
     b.add_argument("--effect-seeds", type=int, help="transfer: seeds for the intermediate effects (default 16)")
     b.add_argument("--only", choices=["zero_shot", "effects"], help="transfer: measure only this part")
@@ -85,7 +87,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 _BENCH_OPTIONS = {"seeds": ("transfer", "search"), "trials": ("search",), "effect_seeds": ("transfer",),
-                  "only": ("transfer",)}
+                  "only": ("transfer",), "tpe_alone": ("search",)}
 
 
 def main(argv: list[str] | None = None) -> int:

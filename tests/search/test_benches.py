@@ -11,7 +11,9 @@ import pytest
 
 from xstilts.search.bench import (
     best_so_far_curve,
+    bootstrap_fraction,
     compute_to_reach,
+    headline_fraction,
     mean_curve,
     rung_predictiveness,
     trial_records,
@@ -57,6 +59,27 @@ def test_mean_curve_averages_seeds_and_holds_each_seeds_last_best() -> None:
     assert mean_curve([a, b]) == [(4.0, pytest.approx(0.45)), (5.0, pytest.approx(0.55)), (6.0, pytest.approx(0.65))]
     assert compute_to_reach(mean_curve([a, b]), 0.6) == 6.0
     assert mean_curve([]) == []
+
+
+def test_headline_fraction_and_its_bootstrap_over_seeds() -> None:
+    """The headline reads the seeds together; the bootstrap redraws which seeds ran (seed i of the arm
+    with seed i of random search) and says how far the headline moves."""
+    rand = [[(10.0, 0.5), (25.0, 0.6)], [(10.0, 0.7), (25.0, 0.8)]]  # mean best 0.7, mean compute 25
+    good = [[(5.0, 0.9)], [(5.0, 0.9)]]
+    assert headline_fraction(good, rand) == pytest.approx(5 / 25)
+    # random search against itself: its mean curve is 0.6 at 10 and reaches 0.7 at 25
+    assert headline_fraction(rand, rand) == pytest.approx(1.0)
+    assert headline_fraction(rand[:1], [[(10.0, 0.5), (30.0, 0.55)]]) == pytest.approx(25 / 30)
+    assert headline_fraction([[(5.0, 0.1)], [(5.0, 0.2)]], rand) is None  # never reaches random's best
+    assert headline_fraction(good, [[(10.0, None)], [(10.0, 0.5)]]) is None  # random found nothing on a seed
+
+    b = bootstrap_fraction(good, rand, resamples=200)
+    assert b["p10"] == b["p50"] == b["p90"] == pytest.approx(0.2) and b["share_le_0.5"] == 1.0
+    # an arm that matches random's best on seed 1 only: resamples of seed 0 alone never reach it
+    mixed = [[(5.0, 0.1)], [(5.0, 0.8)]]
+    b = bootstrap_fraction(mixed, rand, resamples=400, seed=1)
+    assert b["p10"] is not None and b["p90"] is None and 0.1 < b["share_le_0.5"] < 0.9
+    assert bootstrap_fraction(mixed, rand, resamples=400, seed=1) == b  # seeded: the same draw twice
 
 
 def test_zero_overhead_makespan_replays_the_trials_in_creation_order() -> None:
@@ -111,7 +134,7 @@ def test_bench_search_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) 
     measured by the full-size run, never in a test)."""
     from tests.conftest import run_cli
 
-    r = run_cli(["bench", "search", "--quick", "--json"], tiny_home, timeout=900)
+    r = run_cli(["bench", "search", "--quick", "--json", "--tpe-alone"], tiny_home, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout)  # stdout is the JSON object alone; progress went to stderr
     assert out["quick"] is True and out["overhead"]["repeats"] == 1
@@ -132,6 +155,9 @@ def test_bench_search_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) 
     assert [p["random_seed"] for p in eff["arms"]["random"]["per_seed"]] == [1, 0]
     assert [p["random_seed"] for p in eff["arms"]["tpe_asha"]["per_seed"]] == [0, 1]
     assert set(out["compute_to_random_best"]) == {"tpe_asha", "tpe", "random", "grid"}
+    for arm in ("tpe_asha", "tpe"):  # the headline's spread over which seeds ran
+        assert eff["arms"][arm]["bootstrap"]["resamples"] == 1000
+        assert 0 <= eff["arms"][arm]["bootstrap"]["share_le_0.5"] <= 1
     rnd = eff["arms"]["random"]
     assert rnd["compute_to_random_best"] is not None and rnd["compute_to_random_best"] > 0  # its own end value
     assert rnd["mean_curve"][-1][1] == pytest.approx(eff["random_best_mean"], abs=1e-4)
