@@ -69,7 +69,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["run", "drop_checkpoints", "trial_records", "best_so_far_curve", "compute_to_reach", "mean_curve",
-           "headline_fraction", "bootstrap_fraction", "report_histories", "rung_predictiveness", "zero_overhead_makespan"]
+           "random_reference", "headline_fraction", "bootstrap_fraction", "report_histories", "rung_predictiveness", "zero_overhead_makespan"]
 
 SEARCHER_SEED_OFFSET = 1000  # the model-based arms' sampler seeds: seed + this, apart from random's
 QUICK_FIDELITY = {"intermediate_steps": 30, "target_steps": 30, "eval_every": 15, "eval_max_examples": 100,
@@ -164,17 +164,22 @@ def mean_curve(curves: list[list[tuple[float, float | None]]]) -> list[tuple[flo
     return out
 
 
+def random_reference(random: list[list[tuple[float, float | None]]]) -> tuple[float | None, float]:
+    """Random search's (mean best, mean total compute) over its seeds' curves; the mean best is
+    None unless every seed completed a trial."""
+    finals = [c[-1] for c in random if c]
+    bests = [b for _, b in finals if b is not None]
+    target = statistics.fmean(bests) if bests and len(bests) == len(random) else None
+    return target, statistics.fmean(x for x, _ in finals) if finals else 0.0
+
+
 def headline_fraction(arm: list[list[tuple[float, float | None]]],
                       random: list[list[tuple[float, float | None]]]) -> float | None:
     """``compute_to_random_best`` of ``arm``'s seeds against ``random``'s: the compute where the
     arm's mean curve first reaches random search's mean best, over random search's mean total
     compute (None: never, or random search found nothing)."""
-    finals = [c[-1] for c in random if c]
-    if not finals or len(finals) < len(random) or any(b is None for _, b in finals):
-        return None
-    target = statistics.fmean(b for _, b in finals if b is not None)
-    budget = statistics.fmean(x for x, _ in finals)
-    reach = compute_to_reach(mean_curve(arm), target)
+    target, budget = random_reference(random)
+    reach = compute_to_reach(mean_curve(arm), target) if target is not None else None
     return reach / budget if reach is not None and budget else None
 
 
@@ -352,10 +357,8 @@ def run(quick: bool = False, seeds: int = 8, trials: int | None = None, overhead
         eff: dict[str, Any] = {"seeds": seed_list, "trials": n_eff, "grid_trials": gspec.n_trials(),
                                "fidelity": {k: espec.trial[k] for k in ("intermediate_steps", "target_steps", "eval_every")},
                                "metric": espec.search.metric, "arms": {}}
-        rand_finals = [curves["random"][seed][-1] for seed in seed_list if curves["random"][seed]]
-        rand_bests = [b for _, b in rand_finals if b is not None]
-        rand_target = statistics.fmean(rand_bests) if rand_bests and len(rand_bests) == len(rand_finals) else None
-        rand_budget = statistics.fmean(spent for spent, _ in rand_finals) if rand_finals else 0.0
+        rand_curves = [curves["random"][s] for s in seed_list]
+        rand_target, rand_budget = random_reference(rand_curves)
         eff["random_best_mean"] = None if rand_target is None else round(rand_target, 4)
         eff["random_compute_mean_s"] = round(rand_budget, 1)
         for arm in curves:
@@ -378,7 +381,7 @@ def run(quick: bool = False, seeds: int = 8, trials: int | None = None, overhead
             # a seed that never reaches random's best counts as infinitely expensive (not left out)
             everyone = statistics.median([p["compute_to_random_best"] if p["compute_to_random_best"] is not None
                                           else math.inf for p in per_seed])
-            arm_curves, rand_curves = [curves[arm][s] for s in seed_list], [curves["random"][s] for s in seed_list]
+            arm_curves = [curves[arm][s] for s in seed_list]
             headline = headline_fraction(arm_curves, rand_curves)
             eff["arms"][arm] = {
                 # the headline: the seeds' mean best-so-far curve against random's mean best and compute
