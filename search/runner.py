@@ -167,14 +167,27 @@ def _make_trainable(spec_json: str, root: str, overrides: dict[str, Any], thread
     return xstilts_trial
 
 
+def _search_name(state_file: Path) -> str | None:
+    """The search (MLflow experiment) name a run's state file records; None if it can't be read."""
+    try:
+        return str(json.loads(state_file.read_text())["experiment"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def resolve_run_dir(name: str, storage: Path) -> Path:
     """The Ray folder of search run ``name``: a path, a run name, or a search name (its latest run)."""
     for cand in (Path(name), storage / name):
         if (cand / STATE_FILE).exists():
             return cand.resolve()
-    runs = sorted((p for p in storage.glob(f"{name}-*") if (p / STATE_FILE).exists()), key=lambda p: p.stat().st_mtime)
+    # a search name: the runs whose saved state names that search (not merely a folder starting with it:
+    # `interleave` must not pick a run of `interleave-big`), the latest started first. The state file is
+    # written once, when the run starts, so its mtime is the start; the folder's mtime moves with every
+    # trial written into it, so a resumed older run would pass for the latest.
+    runs = sorted((st for st in storage.glob(f"*/{STATE_FILE}") if _search_name(st) == name),
+                  key=lambda st: st.stat().st_mtime)
     if runs:
-        return runs[-1].resolve()
+        return runs[-1].parent.resolve()
     known = sorted(p.name for p in storage.glob("*") if (p / STATE_FILE).exists())
     raise SearchError(f"no search run {name!r} under {storage} (known: {', '.join(known[-10:]) or 'none'}); "
                       "pass --storage if the search used another results folder")

@@ -6,6 +6,7 @@ space and its lineage becomes a ``stages`` schedule the trainer accepts."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import optuna
@@ -163,11 +164,19 @@ def test_trial_names_carry_the_optuna_number_and_what_they_try() -> None:
 
 
 def test_resolve_run_dir(tmp_path: Path) -> None:
-    for n in ("default-20260101-000000", "default-20260102-000000"):
-        (tmp_path / n).mkdir()
-        (tmp_path / n / "xstilts_search.json").write_text("{}")
+    runs = [("default", "default-20260101-000000", 100), ("default", "default-20260102-000000", 200),
+            ("default-big", "default-big-20260103-000000", 300), ("default", "my-rerun", 150)]
+    for experiment, run, started in runs:
+        (tmp_path / run).mkdir()
+        state = tmp_path / run / "xstilts_search.json"
+        state.write_text(json.dumps({"experiment": experiment, "run_name": run}))
+        os.utime(state, (started, started))
+    os.utime(tmp_path / "default-20260101-000000", (999, 999))  # an older run resumed since: its folder is newest
     assert resolve_run_dir("default-20260101-000000", tmp_path).name == "default-20260101-000000"
-    assert resolve_run_dir("default", tmp_path).name == "default-20260102-000000"  # the latest
+    assert resolve_run_dir("my-rerun", tmp_path).name == "my-rerun"
+    # the latest started run of search `default`: not `default-big`'s run, nor the older run resumed lately
+    assert resolve_run_dir("default", tmp_path).name == "default-20260102-000000"
+    assert resolve_run_dir("default-big", tmp_path).name == "default-big-20260103-000000"
     with pytest.raises(SearchError, match="no search run 'nope'"):
         resolve_run_dir("nope", tmp_path)
 
