@@ -267,7 +267,8 @@ class MultiTaskModel(nn.Module):
     * ``pair_cls``/``single_cls``: ids (B, L), labels (B,), logits (B, C)
     * ``multiple_choice``: ids (B, C, L), labels (B,), logits (B, C)
     * ``qa``: ids (B, L), labels (B, 2) start/end token, logits (B, L, 2) (padding masked)
-    * ``token_cls``/``mlm``: ids (B, L), labels (B, L) with -100 ignored, logits (B, L, C)
+    * ``token_cls``/``mlm``: ids (B, L), labels (B, L) with -100 ignored, logits (B, L, C); ``mlm``
+      with labels returns the logits of the labelled positions only, (K, V)
     """
 
     def __init__(self, mlm: Any, heads: dict[str, int], families: dict[str, str] | None = None) -> None:
@@ -299,6 +300,12 @@ class MultiTaskModel(nn.Module):
             logits = self.heads[task](h).view(b, c)
             return (None if labels is None else ce(logits, labels)), logits
         h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if family == "mlm" and labels is not None:
+            # training: only the masked ~15 % of positions carry a label, so the vocabulary projection
+            # (the largest matrix of a small model) runs on those alone; the loss is the same
+            picked = labels != -100
+            logits = self.lm_head(h[picked])
+            return ce(logits, labels[picked]), logits
         if family in ("mlm", "token_cls"):
             logits = self.lm_head(h) if family == "mlm" else self.heads[task](h)
             loss = None if labels is None else ce(logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100)

@@ -84,8 +84,15 @@ def test_contract_shapes(family: str, tok_path: Any, tiny_home: Path) -> None:
     n = TASKS[task].num_labels if task != "mlm" else len(tok)
     expected = {"pair_cls": (b, n), "single_cls": (b, n), "multiple_choice": (b, x.shape[1]),
                 "qa": (b, x.shape[1], 2), "token_cls": (b, x.shape[1], n), "mlm": (b, x.shape[1], n)}[family]
-    assert tuple(logits.shape) == expected
-    assert model(task, x, attn)[0] is None
+    no_loss, all_logits = model(task, x, attn)
+    assert no_loss is None and tuple(all_logits.shape) == expected
+    if family == "mlm":  # trained on the masked positions only: their logits, and the full loss
+        assert y is not None
+        assert tuple(logits.shape) == (int((y != -100).sum()), n)
+        full = torch.nn.functional.cross_entropy(all_logits.reshape(-1, n), y.reshape(-1), ignore_index=-100)
+        assert torch.allclose(loss, full, atol=1e-5)
+    else:
+        assert tuple(logits.shape) == expected
 
 
 @pytest.mark.parametrize("family", TRAINABLE)

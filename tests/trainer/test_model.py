@@ -176,9 +176,11 @@ def test_forward_shapes_for_a_head_and_for_mlm(fresh: Any, made: Any) -> None:
         labels = torch.full_like(ids, -100)
         labels[:, 1] = ids[:, 1]
         mlm_loss, mlm_logits = model("mlm", ids, attn, labels)
-        assert mlm_logits.shape == (8, ids.shape[1], len(tok))
+        assert mlm_logits.shape == (8, len(tok))  # one labelled position per row: only those are projected
         assert mlm_loss is not None and torch.isfinite(mlm_loss)
-        assert model("mlm", ids, attn)[0] is None
+        none_mlm, all_logits = model("mlm", ids, attn)
+        assert none_mlm is None and all_logits.shape == (8, ids.shape[1], len(tok))
+        assert torch.allclose(all_logits[:, 1], mlm_logits, atol=1e-5)
     with pytest.raises(KeyError):
         model("mnli", ids, attn)
 
