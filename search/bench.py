@@ -57,10 +57,12 @@ run, 30+30 steps and a briefly pretrained tiny model: a smoke run of the same co
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
 import platform
+import random as _random
 import statistics
 import tempfile
 import time
@@ -151,8 +153,6 @@ def mean_curve(curves: list[list[tuple[float, float | None]]]) -> list[tuple[flo
     """Best-so-far averaged over seeds, at every compute point of any seed. A seed's best holds
     after its own last trial (more compute would not lower it); points before every seed has a
     completed trial are left out."""
-    import bisect
-
     spent = [[x for x, _ in c] for c in curves]
     out = []
     for x in sorted({x for xs in spent for x in xs}):
@@ -189,8 +189,6 @@ def bootstrap_fraction(arm: list[list[tuple[float, float | None]]], random: list
     same draw for the arm and random search: seed i of each) and recompute ``headline_fraction``.
     Percentiles 10/50/90 (``null``: that share of resamples never reached random's best) and the
     share of resamples at or below ``target``."""
-    import random as _random
-
     rng = _random.Random(seed)
     n = len(arm)
     vals = []
