@@ -56,6 +56,8 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
+from xstilts.trainer.names import OBJECTIVE, TRIAL_DONE
+
 from .sysmetrics import SystemSampler
 
 __all__ = ["MLflowTrialsCallback", "start_search_run", "finish_search_run", "find_search_run_id",
@@ -172,15 +174,9 @@ def resolved_trial_config(params: Mapping[str, Any]) -> dict[str, Any]:
 
     ``params`` is what the search logs for a trial (sampled dimensions with ``tasks.*``/``ratio.*``,
     plus the fixed settings); raises ``ValueError`` if they do not make a valid config."""
-    from xstilts.trainer.config import TrialConfig
+    from .plots import trial_config_of
 
-    from .plots import intermediate_rates
-
-    fields = set(TrialConfig.model_fields)
-    raw = {k: v for k, v in params.items() if k in fields}
-    if "intermediate" not in raw and any(k.startswith("ratio.") for k in params):
-        raw["intermediate"] = intermediate_rates(params)
-    return TrialConfig.model_validate(raw).model_dump(mode="json")
+    return trial_config_of(params).model_dump(mode="json")
 
 
 @dataclass(frozen=True)
@@ -235,7 +231,7 @@ class MLflowTrialsCallback(Callback):
 
     def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str,
                  params_fn: Callable[[dict[str, Any]], Mapping[str, Any]] = dict,
-                 done_key: str = "trial_done", metric: str = "zero_shot/avg", mode: str = "max",
+                 done_key: str = TRIAL_DONE, metric: str = OBJECTIVE, mode: str = "max",
                  system_metrics: bool = True, artifacts: bool = True, progress: bool = True) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment

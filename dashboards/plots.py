@@ -11,10 +11,11 @@ accept both.
 
 from __future__ import annotations
 
+import ast
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import matplotlib
@@ -23,152 +24,109 @@ matplotlib.use("Agg")  # no display: the driver, CI and servers draw off-screen
 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
 
-__all__ = ["Phase", "mixture_phases", "zero_shot_scores", "best_so_far", "png_bytes",
+from xstilts.trainer.config import TrialConfig  # noqa: E402
+from xstilts.trainer.mixture import MLM  # noqa: E402
+from xstilts.trainer.schedule import Schedule, phase1_schedule  # noqa: E402
+
+__all__ = ["Phase", "mixture_phases", "trial_config_of", "zero_shot_scores", "best_so_far", "png_bytes",
            "plot_mixture_schedule", "plot_zero_shot", "plot_best_so_far", "plot_task_language_heatmap",
            "task_language_matrix"]
 
 _TARGET_PREFIX = "target: "
 
 
+def trial_config_of(params: Mapping[str, Any]) -> TrialConfig:
+    """The ``TrialConfig`` a trial with these params runs: typed params (a config, what the search
+    hands the callback) or MLflow's strings (``"300"``, ``"['xnli']"``, ``"xnli"``). The mixture
+    is decoded by the one codec; raises ``ValueError`` when the params make no valid config."""
+    from xstilts.trainer.codec import trial_fields
+
+    fields = TrialConfig.model_fields
+    raw = {k: _from_string(v, fields[k].annotation) for k, v in trial_fields(params, fields).items()}
+    try:
+        return TrialConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ValueError(f"these params make no valid trial config: {e}") from None
+
+
+def _from_string(v: Any, annotation: Any) -> Any:
+    """An MLflow param string back to the list or mapping it was logged from (others: pydantic parses)."""
+    if not isinstance(v, str) or not any(t in str(annotation) for t in ("list", "dict", "StageConfig")):
+        return v
+    s = v.strip()
+    if s.startswith(("[", "{")):
+        try:
+            return ast.literal_eval(s)
+        except (ValueError, SyntaxError):
+            return v
+    return [x.strip() for x in s.split(",") if x.strip()] if "list" in str(annotation) else v
+
+
 @dataclass(frozen=True)
 class Phase:
-    """A stretch of training steps and the sampling rates over components in it: constant, or
-    (annealed) moving from ``rates`` at its first step to ``rates_end`` at its last along ``curve``."""
+    """A stretch of training steps and its sampling rates: a stage of the trainer's phase-1
+    ``Schedule`` (which gives the rates at each step, annealed or not), or the target phase."""
 
     name: str
     start: int
     steps: int
-    rates: dict[str, float]
-    rates_end: dict[str, float] | None = None
-    curve: str = "linear"
+    rates: dict[str, float]  # at its first step, components under their shown labels
+    schedule: Schedule | None = None  # phase 1: the trainer's schedule (steps counted from phase 1's start)
+    labels: Mapping[str, str] = field(default_factory=dict)  # component -> label shown (mlm's temperature)
+
+    @property
+    def annealed(self) -> bool:
+        return self.schedule is not None and self.schedule.anneal_to is not None
 
     @property
     def components(self) -> list[str]:
-        return list(dict.fromkeys([*self.rates, *(self.rates_end or {})]))
+        if self.schedule is None:
+            return list(self.rates)
+        return [self.labels.get(c, c) for c in self.schedule.components]
 
     def at(self, step: int) -> dict[str, float]:
         """The rates at training ``step`` (absolute; clamped to the phase)."""
-        if self.rates_end is None:
+        if self.schedule is None:
             return dict(self.rates)
-        t = min(1.0, max(0.0, (step - self.start) / max(1, self.steps - 1)))
-        w = (1.0 - math.cos(math.pi * t)) / 2.0 if self.curve == "cosine" else t
-        return {c: (1 - w) * self.rates.get(c, 0.0) + w * self.rates_end.get(c, 0.0) for c in self.components}
-
-
-def _num(params: Mapping[str, Any], key: str, default: float) -> float:
-    v = params.get(key, default)
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return default
-    return f if math.isfinite(f) else default
-
-
-def _list(v: Any) -> list[str]:
-    if v is None:
-        return []
-    if isinstance(v, list | tuple):
-        return [str(x) for x in v]
-    s = str(v).strip().strip("[]")
-    return [x.strip().strip("'\"") for x in s.split(",") if x.strip()]
-
-
-def _defaults() -> dict[str, Any]:
-    from xstilts.trainer.config import TrialConfig
-
-    f = TrialConfig.model_fields
-    names = ("intermediate_steps", "target_steps", "schedule", "multilingual_share", "language_temperature",
-             "target_tasks", "multilingual_share_start", "anneal_curve", "task_rates")
-    return {k: f[k].get_default(call_default_factory=True) if k in f else None for k in names}
-
-
-def intermediate_rates(params: Mapping[str, Any]) -> dict[str, float]:
-    """The chosen intermediate tasks and their ratios (normalised), from ``tasks.*``/``ratio.*``
-    params or from a resolved config's ``intermediate`` mapping."""
-    inter = params.get("intermediate")
-    if isinstance(inter, Mapping) and inter:
-        raw = {str(k): float(v) for k, v in inter.items()}
-    else:
-        raw = {}
-        for k in params:
-            if not k.startswith("ratio."):
-                continue
-            t = k.split(".", 1)[1]
-            member = params.get(f"tasks.{t}", 1)
-            if str(member) in ("0", "False", "false", "0.0"):
-                continue
-            raw[t] = _num(params, k, 0.0)
-    raw = {t: r for t, r in raw.items() if r > 0}
-    z = sum(raw.values())
-    return {t: r / z for t, r in raw.items()} if z > 0 else {}
-
-
-def _normalised(rates: Mapping[str, float]) -> dict[str, float]:
-    pos = {k: float(v) for k, v in rates.items() if float(v) > 0}
-    z = sum(pos.values())
-    return {k: v / z for k, v in pos.items()} if z > 0 else {}
+        step = min(max(step, self.start), self.start + self.steps - 1)
+        return {self.labels.get(c, c): r for c, r in self.schedule.rates(step).items()}
 
 
 def mixture_phases(params: Mapping[str, Any]) -> list[Phase]:
     """The sampling rates over training steps that a trial with these params follows.
 
-    Phase 1 (``intermediate_steps``) draws each step's batch from a mixture of the English
-    intermediate tasks (at their ratios) and, except under ``sequential``, multilingual MLM
-    with share ``multilingual_share``: ``interleaved`` holds one joint mixture, ``annealed``
-    moves from share ``multilingual_share_start`` to ``multilingual_share`` (``anneal_curve``),
-    ``stages`` follows its explicit list. Phase 2 (``target_steps``) is English fine-tuning on
-    the target task(s). ``params``: a resolved config or the params a trial logs (strings
-    too). This mirrors ``trainer.trial.phase1_schedule`` (a contract test holds them together);
-    task rates that the trainer derives from train sizes (``task_rates`` proportional,
-    temperature, unimax) are shown as the configured ratios, and the phase name says so.
-    """
-    d = _defaults()
-    schedule = str(params.get("schedule", d["schedule"]))
-    n1 = int(_num(params, "intermediate_steps", d["intermediate_steps"]))
-    n2 = int(_num(params, "target_steps", d["target_steps"]))
-    temp = _num(params, "language_temperature", d["language_temperature"])
-    mlm = f"mlm (multilingual, T={temp:.2g})"
-    kind = str(params.get("task_rates", d["task_rates"]) or "explicit")
-    rates = intermediate_rates(params)
-    if kind == "uniform" and rates:
-        rates = {t: 1.0 / len(rates) for t in rates}
-    by_data = kind not in ("explicit", "uniform")
-
-    def with_share(share: float) -> dict[str, float]:
-        out = {t: (1.0 - share) * r for t, r in rates.items()}
-        if share > 0:
-            out[mlm] = share if out else 1.0
-        return out
-
+    Phase 1 is the trainer's own ``phase1_schedule`` of the trial's config (one phase per stage);
+    phase 2 (``target_steps``) is English fine-tuning on the target task(s). ``params``: a
+    resolved config or the params a trial logs (strings too). Task rates that the trainer derives
+    from train sizes (``task_rates`` proportional, temperature, unimax) are shown as the
+    configured ratios, and the phase name says so."""
+    cfg = trial_config_of(params)
+    by_data = cfg.task_rates not in ("explicit", "uniform")
+    shown = cfg.model_copy(update={"task_rates": "explicit"}) if by_data else cfg
+    schedule = phase1_schedule(shown)
+    labels = {MLM: f"mlm (multilingual, T={cfg.language_temperature:.2g})"}
+    suffix = f" (task rates: {cfg.task_rates} from train sizes at run time; configured ratios shown)" if by_data else ""
     out: list[Phase] = []
-    if n1 > 0:
-        suffix = f" (task rates: {kind} from train sizes at run time; configured ratios shown)" if by_data else ""
-        m = _num(params, "multilingual_share", d["multilingual_share"])
-        stages = params.get("stages")
-        if schedule == "stages" and isinstance(stages, list | tuple) and stages:
-            start = 0
-            for k, st in enumerate(stages):
-                st = st if isinstance(st, Mapping) else {}
-                mix = _normalised({(mlm if c == "mlm" else c): v for c, v in dict(st.get("mixture", {})).items()})
-                steps = int(_num(st, "steps", 0))
-                if mix and steps > 0:
-                    out.append(Phase(f"stage {k + 1}", start, steps, mix))
-                start += steps
-        elif schedule == "annealed":
-            end = with_share(m)
-            begin = with_share(_num(params, "multilingual_share_start", d["multilingual_share_start"] or 0.0)) or end
-            if end:
-                curve = str(params.get("anneal_curve", d["anneal_curve"]) or "linear")
-                out.append(Phase(f"intermediate, annealed ({curve}){suffix}", 0, n1, begin, end, curve))
-        else:
-            mix = with_share(m if schedule != "sequential" else 0.0)
-            if mix:
-                name = "intermediate, English only" if schedule == "sequential" else f"intermediate, {schedule}"
-                out.append(Phase(name + suffix, 0, n1, mix))
-    targets = _list(params.get("target_tasks")) or list(d["target_tasks"])
+    if schedule is not None:
+        start = 0
+        for k, stage in enumerate(schedule.stages):
+            if schedule.kind == "stages":
+                name = f"stage {k + 1}"
+            elif schedule.kind == "sequential":
+                name = "intermediate, English only"
+            elif schedule.anneal_to is not None:
+                name = f"intermediate, annealed ({schedule.curve})"
+            else:
+                name = f"intermediate, {schedule.kind}"
+            rates = {labels.get(c, c): r for c, r in stage.mixture.rates.items()}
+            out.append(Phase(name + suffix, start, stage.steps, rates, schedule, labels))
+            start += stage.steps
+    targets = cfg.target_tasks
     start = out[-1].start + out[-1].steps if out else 0
-    out.append(Phase("target, English", start, n2, {f"{_TARGET_PREFIX}{t}": 1.0 / len(targets) for t in targets}))
+    out.append(Phase("target, English", start, cfg.target_steps,
+                     {f"{_TARGET_PREFIX}{t}": 1.0 / len(targets) for t in targets}))
     return out
 
 
@@ -228,7 +186,7 @@ def plot_mixture_schedule(params: Mapping[str, Any], title: str = "") -> Figure:
     ys: list[list[float]] = [[] for _ in comps]
     for p in phases:
         last = p.start + max(1, p.steps) - 1
-        n = 2 if p.rates_end is None else 41
+        n = 41 if p.annealed else 2
         steps = sorted({p.start + round(i * (last - p.start) / (n - 1)) for i in range(n)})
         for step in steps:
             r = p.at(step)

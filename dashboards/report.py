@@ -19,9 +19,11 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from xstilts.trainer.codec import is_bookkeeping
+
 from .mlflow_logging import redact
 from .store import SearchRecord, best_trial, load_search, objective_value, resolve_tracking_uri
-from .summary import Plot, baseline_trial, best_trial_plots, is_bookkeeping, leaderboard, search_plots
+from .summary import Plot, baseline_trial, best_trial_plots, leaderboard, search_plots
 
 __all__ = ["write_report", "render_report"]
 

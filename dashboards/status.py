@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from xstilts.trainer.names import TRIAL_FUNCTION
+
 from .store import SearchNotFound, SearchRecord, TrialRecord, best_trial, load_search, objective_value
 
 __all__ = ["print_status", "status_text", "ray_live_state", "is_trial_actor"]
@@ -78,8 +80,8 @@ def ray_live_state(timeout: int = 5) -> dict[str, Any] | None:
 
 def is_trial_actor(class_name: str) -> bool:
     """Tune runs a function trainable in an actor whose class is named after the function
-    (``xstilts_trial``) or ``ImplicitFunc``."""
-    return any(s in class_name for s in ("xstilts_trial", "ImplicitFunc"))
+    (``TRIAL_FUNCTION``) or ``ImplicitFunc``."""
+    return any(s in class_name for s in (TRIAL_FUNCTION, "ImplicitFunc"))
 
 
 def print_status(name: str | None, tracking_uri: str | None = None, out: TextIO | None = None) -> int:

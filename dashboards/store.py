@@ -16,6 +16,8 @@ from typing import Any
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from xstilts.trainer.names import OBJECTIVE
+
 __all__ = ["TrialRecord", "SearchRecord", "find_search_run", "load_search", "child_runs", "resolve_tracking_uri",
            "best_trial", "objective_value", "SearchNotFound"]
 
@@ -77,7 +79,7 @@ class SearchRecord:
 
     @property
     def metric(self) -> str:
-        return self.params.get("metric", "zero_shot/avg")
+        return self.params.get("metric", OBJECTIVE)
 
     @property
     def mode(self) -> str:

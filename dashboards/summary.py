@@ -33,6 +33,9 @@ import matplotlib
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
+from xstilts.trainer.codec import RATIO, candidate_tasks, is_bookkeeping
+from xstilts.trainer.names import TEST_OBJECTIVE, WORST
+
 from .plots import (
     plot_best_so_far,
     plot_mixture_schedule,
@@ -73,8 +76,8 @@ def _sorted_by_objective(rec: SearchRecord) -> list[TrialRecord]:
 
 def leaderboard(rec: SearchRecord) -> list[dict[str, Any]]:
     """One row per trial, completed first, by objective (rank counts completed trials only)."""
-    ratio_keys = sorted({k for t in rec.trials for k in t.params if k.startswith("ratio.")})
-    dims = [k for k in rec.searched_keys() if not is_bookkeeping(k) and not k.startswith("ratio.")]
+    ratio_keys = sorted({f"{RATIO}{k}" for t in rec.trials for k in candidate_tasks(t.params)})
+    dims = [k for k in rec.searched_keys() if not is_bookkeeping(k) and k not in ratio_keys]
     shown = [*ratio_keys, *sorted(dims, key=lambda k: (k not in _LEADERBOARD_PARAMS, k))]
     rows: list[dict[str, Any]] = []
     rank = 0
@@ -84,7 +87,7 @@ def leaderboard(rec: SearchRecord) -> list[dict[str, Any]]:
             rank += 1
         row: dict[str, Any] = {"rank": rank if t.status == "completed" and v is not None else None,
                                "trial": t.name, "status": t.status, rec.metric: v}
-        for m in ("test/zero_shot/avg", "zero_shot/worst"):
+        for m in (TEST_OBJECTIVE, WORST):
             if m != rec.metric:
                 row[m] = t.metrics.get(m)
         for k in sorted(k for k in t.metrics if k.startswith("en/") and k.count("/") == 1):
@@ -97,12 +100,6 @@ def leaderboard(rec: SearchRecord) -> list[dict[str, Any]]:
         row["run_id"] = t.run_id
         rows.append(row)
     return rows
-
-
-def is_bookkeeping(key: str) -> bool:
-    """Child params that are not dimensions a person compares: membership flags (in ``ratio.*``,
-    0 = not chosen), raw simplex coordinates, the trial's number."""
-    return key.startswith(("tasks.", "_u.")) or key == "trial_number"
 
 
 def baseline_trial(rec: SearchRecord, best: TrialRecord | None) -> TrialRecord | None:

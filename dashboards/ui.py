@@ -9,21 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from types import FrameType
 
-__all__ = ["start_mlflow_server", "wait_healthy", "stop_server", "serve", "free_port", "server_url"]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+__all__ = ["start_mlflow_server", "wait_healthy", "stop_server", "serve", "server_url"]
 
 
 def server_url(host: str, port: int) -> str:

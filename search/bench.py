@@ -70,6 +70,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from xstilts.trainer.names import TRIAL_DONE
+
 __all__ = ["run", "drop_checkpoints", "trial_records", "best_so_far_curve", "compute_to_reach", "mean_curve",
            "random_reference", "headline_fraction", "bootstrap_fraction", "report_histories", "rung_predictiveness", "zero_overhead_makespan"]
 
@@ -94,8 +96,8 @@ def trial_records(results_path: str | Path, metric: str) -> list[dict[str, Any]]
     for name, lines in _result_lines(results_path).items():
         last = lines[-1]
         out.append({"trial": name, "seconds": float(last.get("time_total_s", 0.0)),
-                    "end": float(last.get("timestamp", 0)), "done": bool(last.get("trial_done")),
-                    "value": float(last[metric]) if last.get("trial_done") and metric in last else None})
+                    "end": float(last.get("timestamp", 0)), "done": bool(last.get(TRIAL_DONE)),
+                    "value": float(last[metric]) if last.get(TRIAL_DONE) and metric in last else None})
     return sorted(out, key=lambda r: (r["end"], r["trial"]))
 
 
@@ -103,7 +105,7 @@ def report_histories(results_path: str | Path, metric: str) -> list[tuple[list[f
     """Per trial that ran to its end: (``metric`` at each report, ``time_total_s`` at each report)."""
     return [([float(x[metric]) for x in lines], [float(x["time_total_s"]) for x in lines])
             for lines in _result_lines(results_path).values()
-            if lines[-1].get("trial_done") and all(metric in x for x in lines)]
+            if lines[-1].get(TRIAL_DONE) and all(metric in x for x in lines)]
 
 
 def rung_predictiveness(histories: list[tuple[list[float], list[float]]]) -> list[dict[str, Any]]:
@@ -217,10 +219,12 @@ def compute_to_reach(curve: Sequence[tuple[float, float | None]], target: float,
 def _trial_score(spec_json: str, config: dict[str, Any], seed: int, root: str) -> float:
     """One trial of ``config`` with training seed ``seed``, in this process: its final dev objective."""
     from xstilts.spaces import SearchSpec, to_trial_config
+    from xstilts.trainer.config import TrialRuntime
     from xstilts.trainer.trial import run_trial
 
     spec = SearchSpec.model_validate_json(spec_json)
-    res = run_trial(to_trial_config(spec, config, seed=seed, threads=1, home=root), log=lambda s: None)
+    res = run_trial(to_trial_config(spec, config, seed=seed), runtime=TrialRuntime(home=root, threads=1),
+                    log=lambda s: None)
     return float(res["metrics"][spec.search.metric])
 
 

@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xstilts.trainer.names import TEST_OBJECTIVE
+
 __all__ = ["run", "spearman"]
 
 
@@ -66,10 +68,10 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 16, home: str |
     ``parts`` picks what to measure."""
     import torch
 
-    from xstilts.trainer.config import TrialConfig
+    from xstilts.trainer.config import TinyModelSpec, TrialConfig, TrialRuntime
     from xstilts.trainer.data import synth_benchmark
     from xstilts.trainer.home import home as home_dir
-    from xstilts.trainer.model import TinyModelSpec, ensure_tiny_model
+    from xstilts.trainer.model import ensure_tiny_model
     from xstilts.trainer.tasks import INTERMEDIATE_TASKS, TARGET_TASKS, TASKS
     from xstilts.trainer.trial import run_trial
 
@@ -87,7 +89,8 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 16, home: str |
     n_effect = 1 if quick else effect_seeds
     langs, controls = bench.languages, bench.control_languages
     obj_langs = [lang for lang in langs if lang != "en" and lang not in controls]
-    base: dict[str, Any] = {"tiny": spec, "home": str(root), "threads": 2, "schedule": "sequential"}
+    base: dict[str, Any] = {"tiny": spec, "schedule": "sequential"}
+    runtime = TrialRuntime(home=str(root), threads=2)
     base["eval_every"] = TrialConfig.model_fields["target_steps"].default  # one dev evaluation, at the end
     if quick:
         base.update(intermediate_steps=40, target_steps=40, eval_every=40, eval_max_examples=100)
@@ -97,7 +100,7 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 16, home: str |
     def trial(seed: int, **over: Any) -> dict[str, Any]:
         cfg = TrialConfig.model_validate({**base, "seed": seed, **over})
         ts = time.perf_counter()
-        res = run_trial(cfg, None, log=lambda s: None)
+        res = run_trial(cfg, None, runtime=runtime, log=lambda s: None)
         trial_s.append(time.perf_counter() - ts)
         return dict(res["metrics"])
 
@@ -144,7 +147,7 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 16, home: str |
     effects: dict[str, float] = {}
     effects_se: dict[str, float] = {}
     for task in inter:
-        diffs = [trial(s, intermediate={task: 1.0})["test/zero_shot/avg"] - baseline[s]["test/zero_shot/avg"]
+        diffs = [trial(s, intermediate={task: 1.0})[TEST_OBJECTIVE] - baseline[s][TEST_OBJECTIVE]
                  for s in range(n_effect)]
         effects[task], effects_se[task] = statistics.fmean(diffs), _se(diffs)
         progress(f"intermediate {task}: {effects[task]:+.4f} ± {effects_se[task]:.4f}")
@@ -159,11 +162,11 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 16, home: str |
     from xstilts.spaces import load_space, optuna_points, to_trial_config, with_constants
 
     dspec = load_space(None)
-    dcfg = to_trial_config(dspec, with_constants(dspec, optuna_points(dspec)[0]), home=str(root), threads=2,
+    dcfg = to_trial_config(dspec, with_constants(dspec, optuna_points(dspec)[0]),
                            **({"tiny": spec, **{k: base[k] for k in ("intermediate_steps", "target_steps", "eval_every",
                                                                      "eval_max_examples")}} if quick else {}))
     td = time.perf_counter()
-    run_trial(dcfg, None, log=lambda s: None)
+    run_trial(dcfg, None, runtime=runtime, log=lambda s: None)
     seconds["default_trial"] = time.perf_counter() - td
     met = {
         "xnli_mean_ge_chance_plus_0.15": xnli_mean >= chance["xnli"] + 0.15,
@@ -176,7 +179,7 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 16, home: str |
     }
     return {
         "seeds": n_seeds, "effect_seeds": n_effect, "parts": list(parts), "quick": quick, "languages": langs, "controls": controls,
-        "objective": {"target_tasks": default_targets, "metric": "test/zero_shot/avg", "languages": obj_langs},
+        "objective": {"target_tasks": default_targets, "metric": TEST_OBJECTIVE, "languages": obj_langs},
         "chance": chance, "zero_shot": zero_shot, "zero_shot_se": zero_shot_se, "clean_zero_shot": clean,
         "clean_n": _clean_counts(bench, [x for x in langs if x != "en"]),
         "xnli_objective_mean": xnli_mean, "overlap": overlap,

@@ -137,23 +137,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from xstilts.trainer.config import ConfigError, load_trial_config
+    from xstilts.trainer.names import OBJECTIVE, TEST_OBJECTIVE, WORST
     from xstilts.trainer.trial import run_trial
 
     try:
-        cfg = load_trial_config(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
+        cfg, runtime = load_trial_config(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
     except ConfigError as e:
         print(f"xstilts: {e}", file=sys.stderr)
         return 2
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         keep = {k: round(v, 4) for k, v in metrics.items()
-                if k in ("train/step", "train/loss", "zero_shot/avg", "zero_shot/worst") or k.startswith("en/")}
+                if k in ("train/step", "train/loss", OBJECTIVE, WORST) or k.startswith("en/")}
         print(f"[train] {json.dumps(keep)}", flush=True)
 
-    result = run_trial(cfg, report)
+    result = run_trial(cfg, report, runtime=runtime)
     m = result["metrics"]
-    print(json.dumps({"engine": result["engine"], "zero_shot/avg": m["zero_shot/avg"],
-                      "test/zero_shot/avg": m["test/zero_shot/avg"]}))
+    print(json.dumps({"engine": result["engine"], OBJECTIVE: m[OBJECTIVE], TEST_OBJECTIVE: m[TEST_OBJECTIVE]}))
     return 0
 
 
@@ -205,22 +205,29 @@ def _search(args: argparse.Namespace) -> int:
     return 0 if out.counts["completed"] + out.counts["pruned"] > 0 else 1
 
 
+def _stopped_early(scheduler: str) -> str:
+    return {"asha": "pruned by ASHA", "pbt": "stopped by PBT"}.get(scheduler, "stopped early")
+
+
 def summary_text(out: Any, metric: str) -> str:
+    from xstilts.trainer.codec import without_raw
+    from xstilts.trainer.names import TEST_OBJECTIVE
+
     c = out.counts
     state = "interrupted" if getattr(out, "interrupted", False) else "finished"
     lines = ["", f"=== xstilts search {out.run_name} {state} after {out.seconds / 60:.1f} min: "
-                 f"{c['completed']} completed, {c['pruned']} pruned by ASHA, {c['failed']} failed"
+                 f"{c['completed']} completed, {c['pruned']} {_stopped_early(getattr(out, 'scheduler', 'asha'))}, "
+                 f"{c['failed']} failed"
                  + (f", {c['unfinished']} unfinished (xstilts search --resume {out.run_name})"
                     if c.get("unfinished") else "")]
     if len(getattr(out, "nodes", {})) > 1:
         lines.append(f"trials ran on {len(out.nodes)} Ray nodes: "
                      + ", ".join(f"{n[:8]}: {k}" for n, k in sorted(out.nodes.items())))
     if out.best_config and out.best_metrics:
-        cfg = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.best_config.items()
-               if not k.startswith("_u.")}
+        cfg = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in without_raw(out.best_config).items()}
         m = out.best_metrics
-        lines.append(f"best trial: {metric} = {m[metric]:.4f} (dev), test/zero_shot/avg = "
-                     f"{m.get('test/zero_shot/avg', float('nan')):.4f}")
+        lines.append(f"best trial: {metric} = {m[metric]:.4f} (dev), {TEST_OBJECTIVE} = "
+                     f"{m.get(TEST_OBJECTIVE, float('nan')):.4f}")
         lines.append(f"  config: {json.dumps(cfg)}")
         per_lang = {k.split("/", 2)[2]: round(v, 3) for k, v in m.items()
                     if k.startswith("zero_shot/") and k.count("/") == 2}

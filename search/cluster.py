@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,13 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LocalCluster", "free_port", "cli_env", "ray_cli"]
+from xstilts.trainer.ports import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["LocalCluster", "cli_env", "ray_cli"]
 
 
 def ray_cli() -> str:

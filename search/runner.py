@@ -24,7 +24,6 @@ as long as the *driver* can write it (``ray job submit`` runs the driver on the 
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import signal
@@ -42,10 +41,12 @@ from xstilts.dashboards.mlflow_logging import (
     start_search_run,
 )
 from xstilts.spaces import SearchSpec, to_trial_config, trial_params
+from xstilts.trainer.codec import chosen_tasks, subset_value, without_raw
 from xstilts.trainer.config import TrialConfig
 from xstilts.trainer.data import synth_benchmark
 from xstilts.trainer.home import default_tracking_uri, home
 from xstilts.trainer.model import ensure_tiny_model
+from xstilts.trainer.names import OBJECTIVE, TRIAL_DONE, TRIAL_FUNCTION
 
 from .schedulers import make_scheduler, n_reports
 from .searchers import make_search_alg, pbt_population
@@ -96,10 +97,11 @@ class SearchOutcome:
     seconds: float
     dashboard_url: str | None
     interrupted: bool = False
-    metric: str = "zero_shot/avg"
+    metric: str = OBJECTIVE
     nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> trials that ran there
     fit_seconds: float = 0.0  # Tuner.fit alone: the search proper, without setup and the summary
     summary_seconds: float = 0.0  # the parent run's leaderboard and plots after the search
+    scheduler: str = "asha"  # what stopped trials early (the summary names it)
 
 
 class TrialNamer:
@@ -120,8 +122,7 @@ def trial_name(c: dict[str, Any], n: int) -> str:
     parts = [f"t{n:04d}", str(c.get("schedule", ""))]
     if c.get("schedule") in ("interleaved", "annealed") and "language_temperature" in c:
         parts.append(f"m{c.get('multilingual_share', 0):.2f}-T{c['language_temperature']:.1f}")
-    tasks = [k.split(".", 1)[1] for k, v in c.items() if k.startswith("tasks.") and v]
-    parts.append("+".join(tasks) or "none")
+    parts.append(subset_value(chosen_tasks(c)))
     return "-".join(p for p in parts if p)
 
 
@@ -146,24 +147,24 @@ def _make_trainable(spec_json: str, root: str, overrides: dict[str, Any], thread
         from ray import tune
 
         from xstilts.spaces import SearchSpec, to_trial_config
+        from xstilts.trainer.config import TrialRuntime
         from xstilts.trainer.trial import run_trial
 
         spec = SearchSpec.model_validate_json(spec_json)
-        tc = to_trial_config(spec, config, **{"home": root, "threads": threads, **overrides})
+        tc = to_trial_config(spec, config, **overrides)
         ckpt_in = tune.get_checkpoint()
         # a retried (FailureConfig), resumed or PBT-exploited trial continues from its last checkpoint
-        kwargs: dict[str, Any] = {}
-        if ckpt_in is not None and "resume_from" in inspect.signature(run_trial).parameters:
-            kwargs["resume_from"] = ckpt_in.path
+        runtime = TrialRuntime(home=root, threads=threads, resume_from=ckpt_in.path if ckpt_in else None)
         where = {"ray/node_id": ray.get_runtime_context().get_node_id(),
-                 "ray/resumed_from_checkpoint": int(bool(kwargs))}
+                 "ray/resumed_from_checkpoint": int(ckpt_in is not None)}
 
         def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
             ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
             tune.report({**metrics, **where}, checkpoint=ckpt)
 
-        run_trial(tc, report, log=lambda s: print(s, flush=True), **kwargs)
+        run_trial(tc, report, runtime=runtime, log=lambda s: print(s, flush=True))
 
+    xstilts_trial.__name__ = xstilts_trial.__qualname__ = TRIAL_FUNCTION  # what Ray's actor lists show
     return xstilts_trial
 
 
@@ -367,7 +368,7 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
         trials = _trials_of(grid)
         unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
         if stopped_by_signal:  # Ctrl-C: Ray stops the running trials; they have no final result
-            unfinished = [t for t in trials if t.status != "ERROR" and not (t.last_result or {}).get("trial_done")]
+            unfinished = [t for t in trials if t.status != "ERROR" and not (t.last_result or {}).get(TRIAL_DONE)]
         interrupted = bool(unfinished) or stopped_by_signal
         counts = {"completed": 0, "pruned": 0, "failed": 0, "unfinished": len(unfinished)}
         results = [grid[i] for i in range(len(grid))]
@@ -378,7 +379,7 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
                 node_count[str(m["ray/node_id"])] = node_count.get(str(m["ray/node_id"]), 0) + 1
             if r.error is not None:
                 counts["failed"] += 1
-            elif m.get("trial_done"):
+            elif m.get(TRIAL_DONE):
                 counts["completed"] += 1
             elif m:
                 counts["pruned"] += 1
@@ -395,7 +396,7 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
         if best_metrics and best_config:
             summary.update({f"best/{k}": v for k, v in best_metrics.items() if "/" in k})
             tags["best_trial"] = str(best_metrics.get("trial_id", ""))
-            tags["best_config"] = str({k: v for k, v in best_config.items() if not k.startswith("_u.")})
+            tags["best_config"] = str(without_raw(best_config))
         if s.scheduler == "pbt" and best_metrics:
             path = _export_pbt_schedule(spec, overrides, run_dir, str(best_metrics.get("trial_id", "")),
                                         best_config or {})
@@ -419,7 +420,7 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
                   f"xstilts search --resume {run_name}", flush=True)
         return SearchOutcome(run_name, experiment, parent_id, tracking_uri, str(run_dir), best_config,
                              best_metrics, counts, seconds, dashboard_url, interrupted, s.metric, node_count,
-                             fit_seconds, summary_seconds)
+                             fit_seconds, summary_seconds, s.scheduler)
     finally:
         if started_ray:
             import ray
@@ -506,7 +507,7 @@ def _export_pbt_schedule(spec: SearchSpec, overrides: dict[str, Any], run_dir: P
     stages = lineage_stages(spec, initial, changes, tc.probe_every or tc.intermediate_steps, tc.intermediate_steps)
     fixed = {k: v for k, v in tc.model_dump(mode="json").items()
              if k in TrialConfig.model_fields
-             and k not in ("home", "output_dir", "intermediate", "schedule", "probe_every", "probe_steps")}
+             and k not in ("intermediate", "schedule", "probe_every", "probe_steps")}
     path = run_dir / "pbt_best_schedule.yaml"
     path.write_text(stages_yaml(fixed, stages, f"PBT winning lineage of trial {trial_id} in {run_dir.name}\n"
                                                 f"Replay:  xstilts train {path}"))

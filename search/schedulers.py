@@ -19,8 +19,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from xstilts.spaces import SearchSpec
+from xstilts.spaces import SearchSpec, to_trial_config
 from xstilts.spaces.schema import FloatParam, IntParam
+from xstilts.trainer.codec import RATIO, renormalised
+from xstilts.trainer.schedule import phase1_mixture
 
 __all__ = ["make_scheduler", "n_reports", "renormalise_ratios", "pbt_lineage", "lineage_stages", "stages_yaml"]
 
@@ -50,7 +52,7 @@ def make_scheduler(spec: SearchSpec, reports: int) -> Any:
             if name == "ratios":
                 assert sub is not None
                 for m in sub[1].members:
-                    mutations[f"ratio.{m}"] = tune.uniform(MIN_RATE, 1.0)
+                    mutations[f"{RATIO}{m}"] = tune.uniform(MIN_RATE, 1.0)
             else:
                 p = spec.parameters[name]
                 assert isinstance(p, FloatParam | IntParam)
@@ -80,16 +82,7 @@ class _Explore:
 
 def renormalise_ratios(config: dict[str, Any]) -> dict[str, Any]:
     """Chosen tasks' ``ratio.*`` clipped to ≥ ``MIN_RATE`` and summing to 1; the others 0."""
-    out = dict(config)
-    chosen = [k[len("ratio."):] for k in config if k.startswith("ratio.") and config.get(f"tasks.{k[6:]}")]
-    if not chosen:
-        return out
-    w = {m: max(float(out[f"ratio.{m}"]), MIN_RATE) for m in chosen}
-    z = sum(w.values())
-    for k in config:
-        if k.startswith("ratio."):
-            out[k] = round(w[k[6:]] / z, 6) if k[6:] in w else 0.0
-    return out
+    return renormalised(config, MIN_RATE)
 
 
 def pbt_lineage(policy_file: Path) -> tuple[dict[str, Any] | None, list[tuple[int, dict[str, Any]]]]:
@@ -118,17 +111,11 @@ def lineage_stages(spec: SearchSpec, initial: dict[str, Any], changes: list[tupl
                    steps_per_iteration: int, total_steps: int) -> list[dict[str, Any]]:
     """The lineage as the trainer's explicit stages, ``[{steps, mixture: {task: rate, mlm: share}}, ...]``,
     whose steps add up to ``total_steps``; consecutive identical stages are merged."""
-    sub = spec.subset()
 
     def mixture(cfg: dict[str, Any]) -> dict[str, float]:
-        m = float(cfg.get("multilingual_share", 0.0)) if cfg.get("schedule", "interleaved") != "sequential" else 0.0
-        rates = {t: float(cfg[f"ratio.{t}"]) for t in (sub[1].members if sub else [])
-                 if cfg.get(f"tasks.{t}") and float(cfg.get(f"ratio.{t}", 0)) > 0}
-        z = sum(rates.values())
-        out = {t: round((1.0 - m) * r / z, 6) for t, r in rates.items()} if z > 0 else {}
-        if m > 0:
-            out["mlm"] = round(m if out else 1.0, 6)
-        return out
+        """The phase-1 mixture the trainer runs for ``cfg`` (its last stage: PBT's schedules are constant)."""
+        tc = to_trial_config(spec, cfg)
+        return {t: round(r, 6) for t, r in phase1_mixture(tc).rates.items()}
 
     bounds = [0] + [min(total_steps, it * steps_per_iteration) for it, _ in changes] + [total_steps]
     configs = [initial] + [c for _, c in changes]

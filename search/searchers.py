@@ -98,10 +98,11 @@ def make_search_alg(spec: SearchSpec, study_name: str, journal: Path) -> Any:
 
 def pbt_population(spec: SearchSpec) -> list[dict[str, Any]]:
     """PBT's initial population: the seed points, then random draws (``seed`` + index)."""
-    from xstilts.spaces.schema import RAW, with_constants
+    from xstilts.spaces.schema import with_constants
+    from xstilts.trainer.codec import without_raw
 
     out = [with_constants(spec, p, number=i) for i, p in enumerate(optuna_points(spec))]
     while len(out) < spec.n_trials():
         out.append(sample_random(spec, spec.search.seed * 100_003 + len(out), number=len(out)))
     # the raw simplex coordinates stay out: PBT perturbs the normalised rates (``ratio.*``) directly
-    return [{k: v for k, v in c.items() if not k.startswith(RAW)} for c in out[: spec.n_trials()]]
+    return [without_raw(c) for c in out[: spec.n_trials()]]

@@ -61,23 +61,18 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from xstilts.trainer import tasks as task_registry
+from xstilts.trainer import codec
 from xstilts.trainer.config import TrialConfig, format_validation_error
+from xstilts.trainer.names import OBJECTIVE
+from xstilts.trainer.tasks import INTERMEDIATE_TASKS, XTREME_LANGUAGES
 
 __all__ = ["SearchSpec", "SearchSettings", "SpaceError", "load_space", "default_space_path", "define_by_run",
            "to_trial_config", "trial_params", "sample_random", "grid_points", "optuna_points", "with_constants",
            "known_languages",
            "XTREME_LANGUAGES"]
 
-RAW = "_u."  # prefix of the raw simplex coordinates the searcher sees
-NUMBER = "trial_number"  # the constant naming a configuration's trial
-
-# The 40 XTREME languages (Hu et al. 2020); a task may cover fewer.
-XTREME_LANGUAGES = (
-    "af", "ar", "bg", "bn", "de", "el", "en", "es", "et", "eu", "fa", "fi", "fr", "he", "hi", "hu", "id", "it",
-    "ja", "jv", "ka", "kk", "ko", "ml", "mr", "ms", "my", "nl", "pt", "ru", "sw", "ta", "te", "th", "tl", "tr",
-    "ur", "vi", "yo", "zh",
-)
+RAW = codec.RAW  # prefix of the raw simplex coordinates the searcher sees
+NUMBER = codec.NUMBER  # the constant naming a configuration's trial
 
 
 class SpaceError(ValueError):
@@ -85,8 +80,7 @@ class SpaceError(ValueError):
 
 
 def _intermediate_tasks() -> list[str]:
-    """The trainer's intermediate tasks, read at validation time (the registry grows)."""
-    return sorted(n for n, t in task_registry.TASKS.items() if t.role == "intermediate")
+    return sorted(INTERMEDIATE_TASKS)
 
 
 def known_languages(benchmark: str) -> tuple[str, ...]:
@@ -94,7 +88,7 @@ def known_languages(benchmark: str) -> tuple[str, ...]:
         from xstilts.trainer.synth import LANGUAGES
 
         return tuple(lang.code for lang in LANGUAGES)
-    return tuple(getattr(task_registry, "XTREME_LANGUAGES", XTREME_LANGUAGES))
+    return XTREME_LANGUAGES
 
 
 class _Param(BaseModel):
@@ -238,7 +232,7 @@ class SearchSettings(BaseModel):
     gpus_per_trial: float = Field(0, ge=0)
     time_budget_s: float | None = Field(None, gt=0)  # stop starting/running trials after this (TuneConfig)
     max_failures: int = Field(1, ge=0)  # retries of a trial whose worker died (from its last checkpoint)
-    metric: str = "zero_shot/avg"  # what ASHA and "best" use (the first objective when there are several)
+    metric: str = OBJECTIVE  # what ASHA and "best" use (the first objective when there are several)
     mode: Literal["max", "min"] = "max"
     objectives: dict[str, Literal["max", "min"]] | None = None  # several objectives at once (Pareto front)
     seed: int = 0
@@ -279,7 +273,7 @@ class SearchSpec(BaseModel):
     @field_validator("parameters")
     @classmethod
     def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
-        bad = [n for n in v if n.startswith(RAW) or n == NUMBER or n.startswith(("tasks.", "ratio."))]
+        bad = [n for n in v if codec.is_bookkeeping(n) or n.startswith(codec.RATIO)]
         if bad:
             raise ValueError(f"{bad}: reserved parameter names (_u.*, tasks.*, ratio.*, {NUMBER})")
         return v
@@ -458,24 +452,15 @@ class _DefineByRun:
                 values[name] = trial.suggest_categorical(name, p.choices)
             elif isinstance(p, SubsetParam):
                 values[name] = trial.suggest_categorical(name, p.choices())
-                chosen = _members(values[name])
-                for m in p.members:
-                    constants[f"tasks.{m}"] = int(m in chosen)
             elif isinstance(p, SimplexParam):
                 chosen = _members(values[p.over])
-                if len(chosen) == 1:
-                    rates = {chosen[0]: 1.0}
-                else:
-                    w = {m: -math.log(max(trial.suggest_float(f"{RAW}{name}.{m}", 0.0, 1.0), 1e-12)) for m in chosen}
-                    z = sum(w.values()) or 1.0
-                    rates = {m: v / z for m, v in w.items()}
-                assert sub is not None
-                for m in sub[1].members:
-                    constants[f"ratio.{m}"] = round(rates.get(m, 0.0), 6)
-        if sub and not any(isinstance(p, SimplexParam) for _, p in params):
-            chosen = _members(values[sub[0]])  # no simplex: equal ratios
-            for m in sub[1].members:
-                constants[f"ratio.{m}"] = round(1.0 / len(chosen), 6) if m in chosen else 0.0
+                u = {m: trial.suggest_float(codec.raw_key(name, m), 0.0, 1.0) for m in chosen} if len(chosen) > 1 \
+                    else dict.fromkeys(chosen, 1.0)
+                values[name] = codec.rates_from_uniforms(u) if u else {}
+        if sub:  # no simplex: equal ratios over the chosen tasks
+            chosen = _members(values[sub[0]])
+            rates = next((values[n] for n, p in params if isinstance(p, SimplexParam)), dict.fromkeys(chosen, 1.0))
+            constants.update(codec.encode_mixture(sub[1].members, rates))
         return constants
 
 
@@ -485,7 +470,7 @@ def define_by_run(spec: SearchSpec) -> Callable[[Any], dict[str, Any]]:
 
 
 def _members(subset_value: str) -> list[str]:
-    return [] if subset_value == "none" else subset_value.split("+")
+    return codec.subset_members(subset_value)
 
 
 class _RandomTrial:
@@ -586,10 +571,8 @@ def _point_to_optuna(spec: SearchSpec, point: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(f"{name}: give a rate for each chosen member {chosen} (got {v!r})")
             if any(isinstance(r, bool) or not isinstance(r, int | float) or r <= 0 for r in v.values()):
                 raise ValueError(f"{name}: rates must be positive numbers (got {v})")
-            z = float(sum(v.values()))
             if len(chosen) > 1:
-                for m in chosen:
-                    out[f"{RAW}{name}.{m}"] = math.exp(-float(v[m]) / z)
+                out.update({codec.raw_key(name, m): u for m, u in codec.uniforms_from_rates(v).items()})
     return out
 
 
@@ -604,8 +587,7 @@ def placeholders(spec: SearchSpec) -> dict[str, Any]:
             out[name] = p.choices[0]
         elif isinstance(p, SubsetParam):
             out[name] = p.choices()[0]
-            out.update({f"tasks.{m}": 0 for m in p.members})
-            out.update({f"ratio.{m}": 0.0 for m in p.members})
+            out.update(codec.encode_mixture(p.members, {}))
     return out
 
 
@@ -623,7 +605,7 @@ def to_trial_config(spec: SearchSpec, config: dict[str, Any], **extra: Any) -> T
             continue  # an inactive parameter's value (a PBT placeholder) is never used
         raw[name] = config[name]
     if sub:
-        raw["intermediate"] = {m: config[f"ratio.{m}"] for m in sub[1].members if config.get(f"tasks.{m}")}
+        raw["intermediate"] = codec.trial_fields(config, ["intermediate"])["intermediate"]
     raw.update(extra)
     return TrialConfig.model_validate(raw)
 
@@ -632,7 +614,7 @@ def trial_params(spec: SearchSpec, config: dict[str, Any], overrides: dict[str, 
     """What a trial logs as params: every sampled dimension (resolved where it was inactive,
     e.g. ``multilingual_share`` = 0 under ``sequential``) and the fixed settings."""
     tc = to_trial_config(spec, config, **(overrides or {}))
-    out: dict[str, Any] = {k: v for k, v in config.items() if not k.startswith(RAW)}
+    out: dict[str, Any] = codec.without_raw(config)
     for name, p in spec.parameters.items():
         if isinstance(p, SubsetParam | SimplexParam):
             continue

@@ -19,7 +19,8 @@ TEST_FIDELITY = {"intermediate_steps": 40, "target_steps": 40, "eval_every": 20,
 @pytest.fixture(scope="session")
 def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home folder with synth generated and the test tiny model pretrained (once per session)."""
-    from xstilts.trainer.model import TinyModelSpec, ensure_tiny_model
+    from xstilts.trainer.config import TinyModelSpec
+    from xstilts.trainer.model import ensure_tiny_model
 
     root = tmp_path_factory.mktemp("xstilts_home")
     ensure_tiny_model(root, TinyModelSpec(**TEST_TINY), log=lambda s: None)

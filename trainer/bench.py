@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .config import TrialConfig
+from .config import TrialConfig, TrialRuntime
 from .data import load_records
 from .engine import build_engine, engine_step
 from .families import collate, encode
@@ -139,7 +139,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     # threads on a shared 2-core machine measure the neighbours' load more than the loops
     threads = int(os.environ.get("XSTILTS_BENCH_THREADS", "1"))
     torch.set_num_threads(threads)
-    cfg = TrialConfig(threads=threads)
+    cfg = TrialConfig()
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     default_dir = root / "models" / f"tiny-{cfg.tiny.key()}"
@@ -160,10 +160,10 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     # one real trial at the default budget (quick: reduced), timed by its phases
     t0 = time.perf_counter()
-    trial_cfg = TrialConfig(intermediate={"mnli": 1.0}, tiny=spec, threads=threads,
+    trial_cfg = TrialConfig(intermediate={"mnli": 1.0}, tiny=spec,
                             **({"intermediate_steps": 30, "target_steps": 30, "eval_every": 30,
                                 "eval_max_examples": 100} if quick else {}))
-    m = run_trial(trial_cfg, None, log=lambda s: None)["metrics"]
+    m = run_trial(trial_cfg, None, runtime=TrialRuntime(threads=threads), log=lambda s: None)["metrics"]
     seconds["trial"] = round(time.perf_counter() - t0, 2)
     phases = {k.split("/", 1)[1].removesuffix("_s"): v for k, v in m.items() if k.startswith("time/")}
 

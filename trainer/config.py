@@ -1,4 +1,11 @@
-"""``TrialConfig``: everything one trial needs, typed and validated at load.
+"""The configs of a trial, typed and validated at load; nothing here imports torch.
+
+* ``TrialConfig``: what one trial *is* — data, model, the searched dimensions, the budget, the
+  engine settings. Two trials with equal configs train the same model.
+* ``TrialRuntime``: where and how it runs — the home folder, torch threads, the output folder,
+  resuming. It never changes what is trained, so a search fixes it for every trial and never
+  logs it as a dimension.
+* ``TinyModelSpec``: the shape and pretraining budget of the locally made tiny model.
 
 Unknown keys are errors (``extra="forbid"``), so a typo in a YAML never becomes a silent
 default; ``load_trial_config`` names the file in the error.
@@ -6,21 +13,55 @@ default; ``load_trial_config`` names the file in the error.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .model import TinyModelSpec
 from .tasks import TASKS
 
 __all__ = [
-    "TrialConfig", "StageConfig", "ConfigError", "load_trial_config", "format_validation_error",
+    "TrialConfig", "TrialRuntime", "TinyModelSpec", "StageConfig", "ConfigError", "load_trial_config",
+    "format_validation_error", "ScheduleKind", "RUNTIME_KEYS",
 ]
 
-Schedule = Literal["sequential", "interleaved", "annealed", "stages"]
+ScheduleKind = Literal["sequential", "interleaved", "annealed", "stages"]
 TaskRates = Literal["explicit", "proportional", "temperature", "uniform", "unimax"]
+
+
+class TinyModelSpec(BaseModel):
+    """Shape and pretraining budget of the locally made tiny model (part of its cache key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    layers: int = 2
+    hidden: int = 64
+    heads: int = 4
+    ffn_width: int = 256  # the feed-forward width (XLMRobertaConfig.intermediate_size)
+    max_len: int = 64
+    pretrain_steps: int = Field(5000, ge=1)
+    pretrain_batch: int = Field(128, ge=1)
+    pretrain_lr: float = 2e-3
+    # languages of the pretraining batches sampled with q_l ∝ n_l^(1/T): XLM-R's alpha=0.3 as T = 1/alpha
+    pretrain_temperature: float = 3.0
+    seed: int = 0
+    data_seed: int = 0
+
+    def key(self) -> str:
+        """Cache key: the spec and the synth version it is made from (a new synth retrains it).
+
+        The hash reads the two renamed fields under the names they were first hashed with, so a
+        model cached before the rename is still found."""
+        from .synth import SYNTH_VERSION  # pure Python, no torch
+
+        raw = {**self.model_dump(), "synth_version": SYNTH_VERSION}
+        raw["intermediate"] = raw.pop("ffn_width")
+        raw["language_temperature"] = raw.pop("pretrain_temperature")
+        return hashlib.sha1(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:10]
 
 
 class StageConfig(BaseModel):
@@ -75,7 +116,7 @@ class TrialConfig(BaseModel):
     intermediate: dict[str, float] = Field(default_factory=dict)  # task -> ratio (normalised)
     multilingual_share: float = Field(0.0, ge=0.0, lt=1.0)  # share of phase-1 steps on multilingual MLM
     language_temperature: float = Field(1.0, gt=0.0)  # q_l ∝ n_l^(1/T) inside the MLM component
-    schedule: Schedule = "sequential"
+    schedule: ScheduleKind = "sequential"
     learning_rate: float = Field(1e-3, gt=0.0)
     # how the intermediate tasks' rates are set: the given ratios ("explicit"), or from the chosen
     # tasks' train sizes: proportional (cap K), temperature (T, cap K), uniform, unimax
@@ -111,10 +152,6 @@ class TrialConfig(BaseModel):
     dropout: float | None = Field(None, ge=0.0, lt=1.0)  # override every dropout of the model (None: keep)
     retrieval_layer: int | None = None  # hidden layer mean-pooled for retrieval (None: the middle one)
     checkpoint_every: int | None = Field(None, ge=1)  # steps between checkpoints, in either phase
-    resume: bool = True  # resume from output_dir's last checkpoint when there is one
-    threads: int | None = None  # torch threads; None leaves torch's default
-    home: str | None = None  # $XSTILTS_HOME override
-    output_dir: str | None = None  # where results.json is written (xstilts train)
 
     @field_validator("intermediate")
     @classmethod
@@ -172,6 +209,20 @@ class TrialConfig(BaseModel):
         return self
 
 
+@dataclass(frozen=True)
+class TrialRuntime:
+    """Where and how a trial runs; never what it trains."""
+
+    home: str | None = None  # $XSTILTS_HOME override (caches: synth, the tiny model)
+    threads: int | None = None  # torch threads; None leaves torch's default
+    output_dir: str | None = None  # results.json and checkpoints go here (xstilts train); None: a scratch folder
+    resume: bool = True  # resume from output_dir's last checkpoint when there is one
+    resume_from: str | None = None  # a checkpoint folder to continue from (a retried or exploited Tune trial)
+
+
+RUNTIME_KEYS = ("home", "threads", "output_dir", "resume")  # what a trial config file may also set
+
+
 def format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]
     for e in err.errors():
@@ -181,7 +232,10 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def load_trial_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrialConfig:
+def load_trial_config(path: str | Path, overrides: dict[str, Any] | None = None
+                      ) -> tuple[TrialConfig, TrialRuntime]:
+    """A trial config file: the ``TrialConfig`` and the ``TrialRuntime`` keys it may also carry
+    (``home``, ``threads``, ``output_dir``, ``resume``, at the top level)."""
     p = Path(path)
     try:
         raw = yaml.safe_load(p.read_text()) or {}
@@ -192,7 +246,8 @@ def load_trial_config(path: str | Path, overrides: dict[str, Any] | None = None)
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping of keys at the top level, got {type(raw).__name__}")
     raw.update(overrides or {})
+    runtime = TrialRuntime(**{k: raw.pop(k) for k in RUNTIME_KEYS if k in raw})
     try:
-        return TrialConfig.model_validate(raw)
+        return TrialConfig.model_validate(raw), runtime
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, str(p))) from None

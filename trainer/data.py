@@ -14,7 +14,7 @@ from typing import Any
 
 from .hub import DataNotFoundError
 from .synth import SynthBenchmark, ensure_synth
-from .tasks import task_info
+from .tasks import XTREME_LANGUAGES, task_info
 
 __all__ = ["DataNotFoundError", "load_records", "benchmark_languages", "synth_benchmark"]
 
@@ -29,6 +29,8 @@ def benchmark_languages(benchmark: str, home: str, seed: int = 0) -> tuple[list[
     if benchmark == "synth":
         b = synth_benchmark(home, seed)
         return b.languages, b.control_languages
+    if benchmark == "xtreme":
+        return list(XTREME_LANGUAGES), []
     raise ValueError(f"unknown benchmark {benchmark!r}: use 'synth' or 'xtreme'")
 
 

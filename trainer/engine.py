@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from typing import Any
 
 import torch
 
 from .model import lr_lambda
+from .ports import free_port
 
-__all__ = ["free_port", "init_distributed", "build_engine", "ds_config", "world", "bf16_supported", "engine_step"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["init_distributed", "build_engine", "ds_config", "world", "bf16_supported", "engine_step"]
 
 
 def init_distributed() -> None:

@@ -26,7 +26,11 @@ __all__ = [
     "unimax_rates",
     "stickland_murray_rates",
     "check_mixture",
+    "with_mlm_share",
+    "MLM",
 ]
+
+MLM = "mlm"  # the multilingual MLM component of a phase-1 mixture
 
 
 def temperature_rates(sizes: Mapping[str, int], temperature: float) -> dict[str, float]:
@@ -164,3 +168,12 @@ def check_mixture(rates: Mapping[str, float], *, known: list[str] | tuple[str, .
         if empty:
             raise ValueError(f"mixture components with no data: {', '.join(empty)}")
     return mix
+
+
+def with_mlm_share(tasks: Mapping[str, float], share: float) -> dict[str, float]:
+    """The phase-1 rule: multilingual MLM gets a share ``m`` of the steps and the intermediate
+    tasks ``(1 − m)·r`` (``r`` their normalised rates); with no task, MLM alone (rate 1)."""
+    out = {t: (1.0 - share) * r for t, r in tasks.items()}
+    if share > 0:
+        out[MLM] = share if out else 1.0
+    return out

@@ -10,7 +10,6 @@ XLM-R-compatible checkpoint such as ``xlm-roberta-base`` or a local folder).
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import math
 import os
@@ -22,40 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from .config import TinyModelSpec
+
 __all__ = [
-    "TinyModelSpec", "ensure_tiny_model", "load_pretrained", "MultiTaskModel", "ClassificationHead",
+    "ensure_tiny_model", "load_pretrained", "MultiTaskModel", "ClassificationHead",
     "MultipleChoiceHead", "SpanHead", "TokenHead", "make_head",
 ]
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3; <mask> follows
-
-
-class TinyModelSpec(BaseModel):
-    """Shape and pretraining budget of the locally made tiny model (part of its cache key)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    layers: int = 2
-    hidden: int = 64
-    heads: int = 4
-    intermediate: int = 256
-    max_len: int = 64
-    pretrain_steps: int = Field(5000, ge=1)
-    pretrain_batch: int = Field(128, ge=1)
-    pretrain_lr: float = 2e-3
-    language_temperature: float = 3.0  # XLM-R's alpha=0.3 sampling, as T = 1/alpha
-    seed: int = 0
-    data_seed: int = 0
-
-    def key(self) -> str:
-        """Cache key: the spec and the synth version it is made from (a new synth retrains it)."""
-        from .synth import SYNTH_VERSION
-
-        raw = {**self.model_dump(), "synth_version": SYNTH_VERSION}
-        return hashlib.sha1(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def _train_tokenizer(texts: list[str], out: Path) -> Any:
@@ -128,7 +103,7 @@ def _pretrain(home: Path, spec: TinyModelSpec, out: Path, log: Callable[[str], N
     tok = _train_tokenizer([t for docs in corpora.values() for t in docs], tmp)
     config = XLMRobertaConfig(
         vocab_size=len(tok), hidden_size=spec.hidden, num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads, intermediate_size=spec.intermediate,
+        num_attention_heads=spec.heads, intermediate_size=spec.ffn_width,
         max_position_embeddings=spec.max_len + 2, type_vocab_size=1,
         pad_token_id=1, bos_token_id=0, eos_token_id=2,
         hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
@@ -141,7 +116,7 @@ def _pretrain(home: Path, spec: TinyModelSpec, out: Path, log: Callable[[str], N
 
     # language sampling with temperature: q_l ∝ n_l^(1/T)
     langs = sorted(seqs)
-    w = [len(seqs[lang]) ** (1.0 / spec.language_temperature) for lang in langs]
+    w = [len(seqs[lang]) ** (1.0 / spec.pretrain_temperature) for lang in langs]
     rng = random.Random(spec.seed)
     gen = torch.Generator().manual_seed(spec.seed)
     encoded = {lang: tok(seqs[lang], truncation=True, max_length=spec.max_len)["input_ids"] for lang in langs}

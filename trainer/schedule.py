@@ -10,6 +10,9 @@ trial can name (``TrialConfig.schedule``):
   interleaved; or Stickland & Murray's α from 1 to 0.2 with ``stickland_murray_rates``);
 * ``stages``: an explicit list of ``{steps, mixture}``.
 
+``phase1_schedule(config)`` is the one function that turns a ``TrialConfig`` into its phase-1
+mixture over steps: the trainer runs it, the mixture plot draws it, the PBT export replays it.
+
 ``ScheduleSampler`` draws one component per step from its own seeded RNG: deterministic given
 the seed, and its ``state_dict`` (RNG and position) resumes the exact continuation.
 ``rates_over_steps`` prints a schedule as a table; ``plot_schedule`` draws it.
@@ -23,9 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .mixture import Mixture
+from .config import TrialConfig
+from .mixture import (
+    MLM,
+    Mixture,
+    check_mixture,
+    proportional_rates,
+    scaled_rates,
+    uniform_rates,
+    unimax_rates,
+    with_mlm_share,
+)
 
-__all__ = ["Stage", "Schedule", "ScheduleSampler", "rates_over_steps", "format_rates", "plot_schedule", "CURVES"]
+__all__ = ["Stage", "Schedule", "ScheduleSampler", "rates_over_steps", "format_rates", "plot_schedule", "CURVES",
+           "task_mixture", "phase1_mixture", "phase1_schedule"]
 
 CURVES = ("linear", "cosine")
 
@@ -107,6 +121,69 @@ class Schedule:
                     f"to [{fmt(self.anneal_to)}]")
         parts = [f"{s.steps} steps [{fmt(s.mixture)}]" for s in self.stages]
         return f"{self.kind}: " + " -> ".join(parts)
+
+
+# --- a trial's phase-1 schedule, from its config --------------------------------------------------
+
+
+def task_mixture(cfg: TrialConfig, sizes: dict[str, int] | None = None) -> dict[str, float]:
+    """The intermediate tasks' rates (normalised): the given ratios, or a function of the chosen
+    tasks' train sizes (``task_rates``). ``sizes`` is needed for every kind but explicit/uniform."""
+    chosen = {t: r for t, r in cfg.intermediate.items() if r > 0}
+    if not chosen:
+        return {}
+    kind = cfg.task_rates
+    if kind == "explicit":
+        z = sum(chosen.values())
+        return {t: r / z for t, r in chosen.items()}
+    if kind == "uniform":
+        return uniform_rates(list(chosen))
+    if sizes is None:
+        raise ValueError(f"task_rates {kind!r} needs the tasks' train sizes")
+    n = {t: sizes.get(t, 0) for t in chosen}
+    if kind == "proportional":
+        return proportional_rates(n, cfg.examples_cap)
+    if kind == "temperature":
+        return scaled_rates(n, cfg.task_temperature, cfg.examples_cap)
+    budget = cfg.intermediate_steps * cfg.batch_size * cfg.grad_accum  # examples seen in phase 1
+    return unimax_rates(n, budget, cfg.unimax_epochs)
+
+
+def phase1_mixture(cfg: TrialConfig, sizes: dict[str, int] | None = None) -> Mixture:
+    """The phase-1 mixture at its end: intermediate tasks share ``1 - m``, multilingual MLM ``m``
+    (``m`` = 0 under ``sequential``). For ``stages``, the last stage's mixture."""
+    if cfg.schedule == "stages" and cfg.stages:
+        return Mixture(dict(cfg.stages[-1].mixture))
+    m = cfg.multilingual_share if cfg.schedule in ("interleaved", "annealed") else 0.0
+    return Mixture(with_mlm_share(task_mixture(cfg, sizes), m))
+
+
+def phase1_schedule(cfg: TrialConfig, sizes: dict[str, int] | None = None) -> Schedule | None:
+    """The phase-1 schedule of a trial (None when phase 1 is empty)."""
+    if cfg.intermediate_steps == 0:
+        return None
+    known = sorted(n for n in (sizes or {}) if n != MLM)
+    if cfg.schedule == "stages":
+        assert cfg.stages
+        stages = []
+        for k, s in enumerate(cfg.stages):
+            try:
+                mix = check_mixture(s.mixture, sizes=sizes) if sizes is not None else Mixture(dict(s.mixture))
+            except ValueError as e:
+                raise ValueError(f"stage {k + 1}: {e}") from None
+            stages.append(Stage(s.steps, mix))
+        return Schedule("stages", tuple(stages))
+    end = phase1_mixture(cfg, sizes)
+    if not end:
+        return None
+    if sizes is not None:
+        check_mixture(end.rates, sizes=sizes, known=[*known, MLM])
+    if cfg.schedule == "annealed":
+        start = Mixture(with_mlm_share(task_mixture(cfg, sizes), cfg.multilingual_share_start))
+        if not start:
+            start = end
+        return Schedule.annealed(start, end, cfg.intermediate_steps, cfg.anneal_curve)
+    return Schedule.constant(cfg.schedule, end, cfg.intermediate_steps)
 
 
 class ScheduleSampler:

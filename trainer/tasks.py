@@ -25,7 +25,14 @@ from typing import Any
 
 from .synth import CCG_TAGS, NLI_LABELS, PANX_TAGS, UPOS
 
-__all__ = ["TaskInfo", "TASKS", "INTERMEDIATE_TASKS", "TARGET_TASKS", "FAMILIES", "task_info"]
+__all__ = ["TaskInfo", "TASKS", "INTERMEDIATE_TASKS", "TARGET_TASKS", "FAMILIES", "task_info", "XTREME_LANGUAGES"]
+
+# The 40 XTREME languages (Hu et al. 2020); a task may cover fewer.
+XTREME_LANGUAGES = (
+    "af", "ar", "bg", "bn", "de", "el", "en", "es", "et", "eu", "fa", "fi", "fr", "he", "hi", "hu", "id", "it",
+    "ja", "jv", "ka", "kk", "ko", "ml", "mr", "ms", "my", "nl", "pt", "ru", "sw", "ta", "te", "th", "tl", "tr",
+    "ur", "vi", "yo", "zh",
+)
 
 FAMILIES = ("pair_cls", "single_cls", "multiple_choice", "qa", "token_cls", "retrieval")
 Example = Any  # the family's tuple (see the table above)

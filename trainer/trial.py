@@ -14,8 +14,8 @@ It knows nothing of Ray, Optuna or MLflow: it reports through the callable it is
 Exact resume: a checkpoint (DeepSpeed's ``save_checkpoint``: model, optimizer, LR scheduler,
 plus our client state: phase, step, the schedule sampler's and every data stream's RNG and
 position, the masking generator, torch's RNG, the loss history) is written every
-``checkpoint_every`` steps in either phase and at every report. ``run_trial(..., resume_from=DIR)``
-(or a config with ``output_dir`` holding one and ``resume: true``) continues from it and ends
+``checkpoint_every`` steps in either phase and at every report. ``run_trial(..., runtime=TrialRuntime(
+resume_from=DIR))`` (or a runtime whose ``output_dir`` holds one, with ``resume`` on) continues from it and ends
 with the same metrics, bit for bit on CPU, as a run that was never interrupted.
 """
 
@@ -36,26 +36,18 @@ from typing import Any
 
 import torch
 
-from .config import TrialConfig
+from .config import TrialConfig, TrialRuntime
 from .data import benchmark_languages, load_records, synth_benchmark
 from .engine import build_engine, engine_step, world
 from .families import Encoded, collate, encode, evaluate
 from .home import home
-from .mixture import (
-    Mixture,
-    MixtureSampler,
-    check_mixture,
-    proportional_rates,
-    scaled_rates,
-    temperature_rates,
-    uniform_rates,
-    unimax_rates,
-)
+from .mixture import Mixture, MixtureSampler, temperature_rates, unimax_rates
 from .model import MultiTaskModel, ensure_tiny_model, load_pretrained, mask_tokens, pad
-from .schedule import Schedule, ScheduleSampler, Stage
+from .names import TRIAL_DONE
+from .schedule import ScheduleSampler, phase1_mixture, phase1_schedule
 from .tasks import task_info
 
-__all__ = ["run_trial", "Report", "phase1_mixture", "phase1_schedule", "task_mixture", "objective_languages",
+__all__ = ["run_trial", "Report", "objective_languages",
            "latest_checkpoint", "CHECKPOINT_DIR"]
 
 Report = Callable[..., None]
@@ -106,73 +98,6 @@ def _tuple_state(s: Any) -> Any:
 # --- mixtures and schedules from the config ------------------------------------------------------
 
 
-def task_mixture(cfg: TrialConfig, sizes: dict[str, int] | None = None) -> dict[str, float]:
-    """The intermediate tasks' rates (normalised): the given ratios, or a function of the chosen
-    tasks' train sizes (``task_rates``). ``sizes`` is needed for every kind but explicit/uniform."""
-    chosen = {t: r for t, r in cfg.intermediate.items() if r > 0}
-    if not chosen:
-        return {}
-    kind = cfg.task_rates
-    if kind == "explicit":
-        z = sum(chosen.values())
-        return {t: r / z for t, r in chosen.items()}
-    if kind == "uniform":
-        return uniform_rates(list(chosen))
-    if sizes is None:
-        raise ValueError(f"task_rates {kind!r} needs the tasks' train sizes")
-    n = {t: sizes.get(t, 0) for t in chosen}
-    if kind == "proportional":
-        return proportional_rates(n, cfg.examples_cap)
-    if kind == "temperature":
-        return scaled_rates(n, cfg.task_temperature, cfg.examples_cap)
-    budget = cfg.intermediate_steps * cfg.batch_size * cfg.grad_accum  # examples seen in phase 1
-    return unimax_rates(n, budget, cfg.unimax_epochs)
-
-
-def _with_share(tasks: dict[str, float], share: float) -> dict[str, float]:
-    out = {t: (1.0 - share) * r for t, r in tasks.items()}
-    if share > 0:
-        out["mlm"] = share if out else 1.0
-    return out
-
-
-def phase1_mixture(cfg: TrialConfig, sizes: dict[str, int] | None = None) -> Mixture:
-    """The phase-1 mixture at its end: intermediate tasks share ``1 - m``, multilingual MLM ``m``
-    (``m`` = 0 under ``sequential``). For ``stages``, the last stage's mixture."""
-    if cfg.schedule == "stages" and cfg.stages:
-        return Mixture(dict(cfg.stages[-1].mixture))
-    m = cfg.multilingual_share if cfg.schedule in ("interleaved", "annealed") else 0.0
-    return Mixture(_with_share(task_mixture(cfg, sizes), m))
-
-
-def phase1_schedule(cfg: TrialConfig, sizes: dict[str, int] | None = None) -> Schedule | None:
-    """The phase-1 schedule of a trial (None when phase 1 is empty)."""
-    if cfg.intermediate_steps == 0:
-        return None
-    known = sorted(n for n in (sizes or {}) if n != "mlm")
-    if cfg.schedule == "stages":
-        assert cfg.stages
-        stages = []
-        for k, s in enumerate(cfg.stages):
-            try:
-                mix = check_mixture(s.mixture, sizes=sizes) if sizes is not None else Mixture(dict(s.mixture))
-            except ValueError as e:
-                raise ValueError(f"stage {k + 1}: {e}") from None
-            stages.append(Stage(s.steps, mix))
-        return Schedule("stages", tuple(stages))
-    end = phase1_mixture(cfg, sizes)
-    if not end:
-        return None
-    if sizes is not None:
-        check_mixture(end.rates, sizes=sizes, known=[*known, "mlm"])
-    if cfg.schedule == "annealed":
-        start = Mixture(_with_share(task_mixture(cfg, sizes), cfg.multilingual_share_start))
-        if not start:
-            start = end
-        return Schedule.annealed(start, end, cfg.intermediate_steps, cfg.anneal_curve)
-    return Schedule.constant(cfg.schedule, end, cfg.intermediate_steps)
-
-
 def objective_languages(langs: list[str], controls: list[str]) -> list[str]:
     return [lang for lang in langs if lang != "en" and lang not in controls]
 
@@ -199,31 +124,32 @@ def _prune(root: Path, keep: str) -> None:
 # --- the trial ---------------------------------------------------------------------------------
 
 
-def run_trial(cfg: TrialConfig, report: Report | None = None, *, log: Callable[[str], None] = print,
-              resume_from: str | Path | None = None) -> dict[str, Any]:
-    """Run one trial. Without ``cfg.output_dir`` its checkpoints go to a scratch folder that is
+def run_trial(cfg: TrialConfig, report: Report | None = None, *, runtime: TrialRuntime | None = None,
+              log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run one trial. Without ``runtime.output_dir`` its checkpoints go to a scratch folder that is
     removed however the trial ends: done, raising, or stopped by its caller (Tune stops a pruned
     trial by raising ``SystemExit`` out of its next ``report``)."""
+    rt = runtime or TrialRuntime()
     scratch: Path | None = None
-    if cfg.output_dir:
-        ckpt_root = Path(cfg.output_dir) / CHECKPOINT_DIR
+    if rt.output_dir:
+        ckpt_root = Path(rt.output_dir) / CHECKPOINT_DIR
     else:
         scratch = ckpt_root = Path(tempfile.mkdtemp(prefix="xstilts-ckpt-"))
     try:
-        return _run_trial(cfg, report, log=log, resume_from=resume_from, ckpt_root=ckpt_root)
+        return _run_trial(cfg, report, rt, log=log, ckpt_root=ckpt_root)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run_trial(cfg: TrialConfig, report: Report | None, *, log: Callable[[str], None],
-               resume_from: str | Path | None, ckpt_root: Path) -> dict[str, Any]:
+def _run_trial(cfg: TrialConfig, report: Report | None, rt: TrialRuntime, *, log: Callable[[str], None],
+               ckpt_root: Path) -> dict[str, Any]:
     t_start = time.perf_counter()
     report = report or (lambda metrics, checkpoint_dir=None: None)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if rt.threads:
+        torch.set_num_threads(rt.threads)
     torch.manual_seed(cfg.seed)
-    root = home(cfg.home)
+    root = home(rt.home)
     rank, world_size = world()
     times: dict[str, float] = {}
 
@@ -326,7 +252,8 @@ def _run_trial(cfg: TrialConfig, report: Report | None, *, log: Callable[[str], 
                             grad_accum=cfg.grad_accum, bf16=cfg.bf16, decay=cfg.lr_decay)
 
     # ---- checkpoints and resume ------------------------------------------------------------
-    if resume_from is None and cfg.resume and cfg.output_dir and latest_checkpoint(ckpt_root):
+    resume_from: str | Path | None = rt.resume_from
+    if resume_from is None and rt.resume and rt.output_dir and latest_checkpoint(ckpt_root):
         resume_from = ckpt_root
     resumed: dict[str, Any] | None = None
     if resume_from is not None:
@@ -529,7 +456,7 @@ def _run_trial(cfg: TrialConfig, report: Report | None, *, log: Callable[[str], 
     times["trial_s"] = time.perf_counter() - t_start
     final.update({f"time/{k}": round(v, 3) for k, v in times.items()})
     final["train/first_loss"] = state["first_loss"]
-    final["trial_done"] = 1
+    final[TRIAL_DONE] = 1
     result = {"metrics": final, "engine": engine_name, "model_path": str(model_path),
               "config": cfg.model_dump(), "phase1_mixture": mix.rates,
               "schedule": schedule.describe() if schedule else None, "resumed": resumed is not None,
@@ -538,8 +465,8 @@ def _run_trial(cfg: TrialConfig, report: Report | None, *, log: Callable[[str], 
               "curves": {"intermediate": state["phase1_losses"], "target": state["phase2_losses"]}}
     if rank == 0:
         report(final)
-        if cfg.output_dir:
-            out_dir = Path(cfg.output_dir)
+        if rt.output_dir:
+            out_dir = Path(rt.output_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / "results.json").write_text(json.dumps(result, indent=2, default=str))
     log(f"[trial] done in {times['trial_s']:.1f}s: zero_shot/avg {final['zero_shot/avg']:.3f} (dev), "

@@ -134,7 +134,8 @@ def check_mlflow_ui(uri: str, experiment_id: str, parent_id: str, children: list
     """Start ``mlflow server`` on the store, open the runs table in chromium and assert what it shows."""
     from playwright import sync_api
 
-    from xstilts.dashboards.ui import free_port, start_mlflow_server, stop_server, wait_healthy
+    from xstilts.dashboards.ui import start_mlflow_server, stop_server, wait_healthy
+    from xstilts.trainer.ports import free_port
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -45,7 +45,7 @@ def _trial_config(params: dict, fixed: dict):
 
 @pytest.mark.parametrize("params", CASES, ids=lambda p: f"{p['schedule']}-{p.get('task_rates', 'explicit')}")
 def test_mixture_phases_follow_the_trainers_phase1_schedule(params: dict) -> None:
-    from xstilts.trainer.trial import phase1_schedule
+    from xstilts.trainer.schedule import phase1_schedule
 
     fixed = {"intermediate_steps": 300, "target_steps": 200, "target_tasks": ["xnli"]}
     phases = mixture_phases({**params, **fixed})

@@ -18,7 +18,7 @@ import io, os, sys
 import ray
 from xstilts.dashboards.mlflow_logging import start_search_run
 from xstilts.dashboards.status import print_status
-from xstilts.dashboards.ui import free_port
+from xstilts.trainer.ports import free_port
 
 uri = sys.argv[1]
 start_search_run(uri, "live", "live-1", {"trials": 4})  # a search still running

@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from xstilts.dashboards.ui import free_port, server_url
+from xstilts.dashboards.ui import server_url
+from xstilts.trainer.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from xstilts.trainer.config import ConfigError, TrialConfig, load_trial_config
-from xstilts.trainer.model import TinyModelSpec
+from xstilts.trainer.config import ConfigError, TinyModelSpec, TrialConfig, TrialRuntime, load_trial_config
 
 
 def write(tmp_path: Path, text: str, name: str = "trial.yaml") -> Path:
@@ -147,13 +146,13 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
-    assert load_trial_config(write(tmp_path, "")) == TrialConfig()
-    assert load_trial_config(write(tmp_path, "# only a comment\n")) == TrialConfig()
+    assert load_trial_config(write(tmp_path, ""))[0] == TrialConfig()
+    assert load_trial_config(write(tmp_path, "# only a comment\n"))[0] == TrialConfig()
 
 
 def test_overrides_apply_on_top_of_the_file_and_are_validated(tmp_path: Path) -> None:
     p = write(tmp_path, "intermediate: {mnli: 1.0}\nlearning_rate: 0.01\nseed: 3\n")
-    c = load_trial_config(p, {"learning_rate": 0.002, "schedule": "interleaved", "multilingual_share": 0.5})
+    c, _ = load_trial_config(p, {"learning_rate": 0.002, "schedule": "interleaved", "multilingual_share": 0.5})
     assert (c.learning_rate, c.seed, c.schedule, c.multilingual_share) == (0.002, 3, "interleaved", 0.5)
     assert "learning_rat: unknown key" in config_error(p, learning_rat=0.1)
     assert "multilingual_share must be 0" in config_error(p, multilingual_share=0.5)  # still sequential
@@ -164,10 +163,11 @@ def test_a_valid_file_round_trips(tmp_path: Path) -> None:
         intermediate={"mnli": 0.7, "sst2": 0.3}, schedule="interleaved", multilingual_share=0.25,
         language_temperature=3.5, learning_rate=5e-4, intermediate_steps=40, target_steps=60,
         batch_size=16, eval_every=20, eval_languages=["en", "xa", "xz"], eval_max_examples=100,
-        tiny=TinyModelSpec(pretrain_steps=30, pretrain_batch=16), seed=4, zero_stage=2, threads=1,
+        tiny=TinyModelSpec(pretrain_steps=30, pretrain_batch=16), seed=4, zero_stage=2,
     )
-    p = write(tmp_path, yaml.safe_dump(original.model_dump()))
-    loaded = load_trial_config(p)
+    p = write(tmp_path, yaml.safe_dump({**original.model_dump(), "threads": 1, "output_dir": "out"}))
+    loaded, runtime = load_trial_config(p)
+    assert runtime == TrialRuntime(threads=1, output_dir="out")
     assert loaded == original
     assert loaded.model_dump() == original.model_dump()
     assert isinstance(loaded.tiny, TinyModelSpec) and loaded.tiny.key() == original.tiny.key()

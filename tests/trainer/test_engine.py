@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from tests.conftest import TEST_TINY, run_cli
-from xstilts.trainer.engine import ds_config, free_port
+from xstilts.trainer.engine import ds_config
+from xstilts.trainer.ports import free_port
 
 # no dropout, so that 1 and 2 workers see the very same computation up to float reduction order
 BASE = {"tiny": TEST_TINY, "intermediate": {"mnli": 1.0}, "intermediate_steps": 12, "target_steps": 12,
@@ -81,7 +82,8 @@ def test_a_model_given_by_path(tiny_home: Path, tmp_path: Path) -> None:
     """Any XLM-R-compatible checkpoint folder (save_pretrained) is a model: here a small random one."""
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
-    from xstilts.trainer.model import TinyModelSpec, ensure_tiny_model, load_pretrained
+    from xstilts.trainer.config import TinyModelSpec
+    from xstilts.trainer.model import ensure_tiny_model, load_pretrained
 
     tok, _ = load_pretrained(ensure_tiny_model(tiny_home, TinyModelSpec(**TEST_TINY), log=lambda s: None))
     folder = tmp_path / "small-xlmr"
@@ -100,7 +102,8 @@ def test_a_model_given_by_path(tiny_home: Path, tmp_path: Path) -> None:
 
 def test_bench_compares_the_two_loops_on_the_same_batches(tiny_home: Path) -> None:
     from xstilts.trainer.bench import compare_loops
-    from xstilts.trainer.model import MultiTaskModel, TinyModelSpec, ensure_tiny_model, load_pretrained
+    from xstilts.trainer.config import TinyModelSpec
+    from xstilts.trainer.model import MultiTaskModel, ensure_tiny_model, load_pretrained
 
     _, mlm = load_pretrained(ensure_tiny_model(tiny_home, TinyModelSpec(**TEST_TINY), log=lambda s: None))
     g = torch.Generator().manual_seed(0)
@@ -119,14 +122,9 @@ def test_our_clipping_matches_a_plain_torch_loop_and_deepspeeds(tiny_home: Path)
     up to its flat-buffer numerics."""
     import copy
 
+    from xstilts.trainer.config import TinyModelSpec
     from xstilts.trainer.engine import build_engine, engine_step
-    from xstilts.trainer.model import (
-        MultiTaskModel,
-        TinyModelSpec,
-        ensure_tiny_model,
-        load_pretrained,
-        lr_lambda,
-    )
+    from xstilts.trainer.model import MultiTaskModel, ensure_tiny_model, load_pretrained, lr_lambda
 
     _, mlm = load_pretrained(ensure_tiny_model(tiny_home, TinyModelSpec(**TEST_TINY), log=lambda s: None))
     base = MultiTaskModel(mlm, {"xnli": 3})

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import TEST_TINY
+from xstilts.trainer.config import TinyModelSpec
 from xstilts.trainer.data import load_records, synth_benchmark
 from xstilts.trainer.families import collate, encode, evaluate, predict_spans
 from xstilts.trainer.metrics import (
@@ -20,14 +21,7 @@ from xstilts.trainer.metrics import (
     squad_score,
     tatoeba_accuracy,
 )
-from xstilts.trainer.model import (
-    MultiTaskModel,
-    TinyModelSpec,
-    ensure_tiny_model,
-    load_pretrained,
-    mask_tokens,
-    pad,
-)
+from xstilts.trainer.model import MultiTaskModel, ensure_tiny_model, load_pretrained, mask_tokens, pad
 from xstilts.trainer.tasks import FAMILIES, INTERMEDIATE_TASKS, TARGET_TASKS, TASKS
 
 # one representative task per family (every task is read by test_every_task_encodes_and_scores)

@@ -10,8 +10,8 @@ import pytest
 
 from xstilts.trainer.config import TrialConfig
 from xstilts.trainer.mixture import Mixture, MixtureSampler, temperature_rates
+from xstilts.trainer.schedule import phase1_mixture
 from xstilts.trainer.synth import LANGUAGES
-from xstilts.trainer.trial import phase1_mixture
 
 SIZES = {s.code: s.corpus_size for s in LANGUAGES}  # 100, 30, 10, 5, 3, 1, 10
 

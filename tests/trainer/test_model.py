@@ -10,11 +10,11 @@ import pytest
 import torch
 from transformers import XLMRobertaForMaskedLM
 
+from xstilts.trainer.config import TinyModelSpec
 from xstilts.trainer.model import (
     SPECIALS,
     ClassificationHead,
     MultiTaskModel,
-    TinyModelSpec,
     ensure_tiny_model,
     load_pretrained,
     lr_lambda,
@@ -94,7 +94,7 @@ def test_load_pretrained_gives_an_mlm_shaped_like_the_spec(loaded: Any) -> None:
     assert isinstance(mlm, XLMRobertaForMaskedLM)
     c = mlm.config
     assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size) == (
-        SPEC.layers, SPEC.hidden, SPEC.heads, SPEC.intermediate)
+        SPEC.layers, SPEC.hidden, SPEC.heads, SPEC.ffn_width)
     assert c.vocab_size == len(tok)
     assert c.max_position_embeddings == SPEC.max_len + 2
     assert (c.pad_token_id, c.bos_token_id, c.eos_token_id) == (1, 0, 2)

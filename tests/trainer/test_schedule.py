@@ -24,10 +24,11 @@ from xstilts.trainer.schedule import (
     ScheduleSampler,
     Stage,
     format_rates,
+    phase1_schedule,
     plot_schedule,
     rates_over_steps,
+    task_mixture,
 )
-from xstilts.trainer.trial import phase1_schedule, task_mixture
 
 SIZES = {"mnli": 4000, "qqp": 1000, "ccg": 100}
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TEST_TINY
-from xstilts.trainer.config import TrialConfig
+from xstilts.trainer.config import TrialConfig, TrialRuntime
 from xstilts.trainer.tasks import INTERMEDIATE_TASKS, TARGET_TASKS
 from xstilts.trainer.trial import run_trial
 
@@ -27,9 +27,9 @@ def trial(home: Path, **kw: Any) -> tuple[dict[str, Any], list[tuple[dict[str, A
         if checkpoint_dir is not None:  # the checkpoint exists when it is handed over
             assert (Path(checkpoint_dir) / "client_state.pt").exists()
 
-    base = {"tiny": TEST_TINY, "home": str(home), "batch_size": 8, "eval_max_examples": 20, "eval_languages": LANGS,
-            "threads": 1}
-    result = run_trial(TrialConfig(**{**base, **kw}), report, log=lambda s: None)
+    base = {"tiny": TEST_TINY, "batch_size": 8, "eval_max_examples": 20, "eval_languages": LANGS}
+    runtime = TrialRuntime(home=str(home), threads=1, output_dir=kw.pop("output_dir", None))
+    result = run_trial(TrialConfig(**{**base, **kw}), report, runtime=runtime, log=lambda s: None)
     return result, reports
 
 
@@ -130,10 +130,9 @@ def test_a_trial_resumes_from_a_probe_checkpoint_with_a_new_mixture(tiny_home: P
     _, reports = trial(tiny_home, intermediate={"mnli": 1.0, "sst2": 1.0}, output_dir=str(tmp_path / "a"), **kw)
     ckpt = next(c for m, c in reports if m.get("train/phase") == 1 and m["train/step"] == 20)
     assert ckpt is not None
-    base = {"tiny": TEST_TINY, "home": str(tiny_home), "batch_size": 8, "eval_max_examples": 20,
-            "eval_languages": LANGS, "threads": 1}
+    base = {"tiny": TEST_TINY, "batch_size": 8, "eval_max_examples": 20, "eval_languages": LANGS}
     res = run_trial(TrialConfig(**{**base, **kw, "intermediate": {"mnli": 0.1, "sst2": 0.9}}), None,
-                    log=lambda s: None, resume_from=ckpt)
+                    runtime=TrialRuntime(home=str(tiny_home), threads=1, resume_from=ckpt), log=lambda s: None)
     assert res["resumed"] and len(res["curves"]["intermediate"]) == 30
     assert res["phase1_mixture"] == pytest.approx({"mnli": 0.1, "sst2": 0.9})
 
@@ -155,12 +154,13 @@ def test_a_trial_without_output_dir_leaves_no_scratch_checkpoints(tiny_home: Pat
             if ending == "stopped":
                 raise SystemExit(0)
 
-    cfg = TrialConfig(tiny=TEST_TINY, home=str(tiny_home), batch_size=8, eval_max_examples=20, eval_languages=LANGS,
-                      threads=1, intermediate={"mnli": 1.0}, intermediate_steps=4, target_steps=8, eval_every=4)
+    cfg = TrialConfig(tiny=TEST_TINY, batch_size=8, eval_max_examples=20, eval_languages=LANGS,
+                      intermediate={"mnli": 1.0}, intermediate_steps=4, target_steps=8, eval_every=4)
+    runtime = TrialRuntime(home=str(tiny_home), threads=1)
     if ending == "stopped":
         with pytest.raises(SystemExit):
-            run_trial(cfg, report, log=lambda s: None)
+            run_trial(cfg, report, runtime=runtime, log=lambda s: None)
     else:
-        run_trial(cfg, report, log=lambda s: None)
+        run_trial(cfg, report, runtime=runtime, log=lambda s: None)
     assert seen and all(Path(d).is_relative_to(tmp_path) for d in seen)
     assert not list(tmp_path.glob("xstilts-ckpt-*"))

@@ -1,0 +1,17 @@
+"""Names both sides of the trial boundary use: the metrics a trial reports and what a search calls it.
+
+The trainer writes these keys into every report; the search (schedulers, the summary, the
+benchmarks) and the dashboards read them back. One definition, imported by both.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OBJECTIVE", "WORST", "TEST_OBJECTIVE", "TRIAL_DONE", "TRIAL_FUNCTION"]
+
+OBJECTIVE = "zero_shot/avg"  # mean over target tasks of the mean over non-English, non-control languages (dev)
+WORST = "zero_shot/worst"  # the lowest of those per-language scores
+TEST_OBJECTIVE = "test/zero_shot/avg"  # the objective on the test split, reported once, at the end
+TRIAL_DONE = "trial_done"  # 1 in a trial's final report, absent before: a trial that has it ran to its end
+# the name under which a search runs a trial (the Tune trainable's function name): Ray's actor
+# lists show it, and ``xstilts status`` recognises trial actors by it
+TRIAL_FUNCTION = "xstilts_trial"
