@@ -233,8 +233,7 @@ def seed_spread(spec: Any, seeds: int, root: str) -> dict[str, Any]:
     with ``seeds`` training seeds (Ray tasks, one CPU each): mean and standard deviation per point."""
     import ray
 
-    from xstilts.spaces import optuna_points, sample_random
-    from xstilts.spaces.schema import with_constants
+    from xstilts.spaces import optuna_points, sample_random, with_constants
 
     points = {"seed_point": with_constants(spec, optuna_points(spec)[0], number=0)} if spec.points_to_evaluate else {}
     points["first_random_point"] = sample_random(spec, 0)
@@ -257,7 +256,7 @@ def _space(fidelity: dict[str, Any]) -> Any:
 
 
 def _grid_space(spec: Any) -> Any:
-    from xstilts.spaces.schema import SearchSpec
+    from xstilts.spaces import SearchSpec
 
     raw = spec.model_dump(exclude={"source"})
     params = raw["parameters"]

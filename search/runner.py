@@ -323,7 +323,7 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
             if s.scheduler == "pbt":
                 from ray.tune.search import BasicVariantGenerator
 
-                from xstilts.spaces.schema import placeholders
+                from xstilts.spaces import placeholders
 
                 # Ray's variant generator resolves each point against the param space: give every key
                 search_alg: Any = BasicVariantGenerator(points_to_evaluate=pbt_population(spec),

@@ -19,8 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from xstilts.spaces import SearchSpec, to_trial_config
-from xstilts.spaces.schema import FloatParam, IntParam
+from xstilts.spaces import FloatParam, IntParam, SearchSpec, to_trial_config
 from xstilts.trainer.codec import RATIO, renormalised
 from xstilts.trainer.schedule import phase1_mixture
 

@@ -33,7 +33,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from xstilts.spaces import SearchSpec, define_by_run, grid_points, optuna_points, sample_random
+from xstilts.spaces import (
+    SearchSpec,
+    define_by_run,
+    grid_points,
+    optuna_points,
+    sample_random,
+    with_constants,
+)
 
 __all__ = ["make_sampler", "make_search_alg", "journal_storage", "pbt_population", "top_quarter"]
 
@@ -98,7 +105,6 @@ def make_search_alg(spec: SearchSpec, study_name: str, journal: Path) -> Any:
 
 def pbt_population(spec: SearchSpec) -> list[dict[str, Any]]:
     """PBT's initial population: the seed points, then random draws (``seed`` + index)."""
-    from xstilts.spaces.schema import with_constants
     from xstilts.trainer.codec import without_raw
 
     out = [with_constants(spec, p, number=i) for i, p in enumerate(optuna_points(spec))]

@@ -23,8 +23,7 @@ from xstilts.search.schedulers import (
     stages_yaml,
 )
 from xstilts.search.searchers import make_sampler, make_search_alg, pbt_population, top_quarter
-from xstilts.spaces import load_space, to_trial_config
-from xstilts.spaces.schema import SearchSpec
+from xstilts.spaces import SearchSpec, load_space, to_trial_config
 
 SPACES = Path(__file__).resolve().parents[2] / "spaces"
 

@@ -132,7 +132,7 @@ def test_the_simplex_is_uniform_under_random_sampling() -> None:
     raw = _default_raw()
     raw["parameters"]["intermediate_tasks"]["min_size"] = 2
     raw.pop("points_to_evaluate")
-    from xstilts.spaces.schema import SearchSpec
+    from xstilts.spaces import SearchSpec
 
     spec = SearchSpec.model_validate(raw)
     xs = [sample_random(spec, s)["ratio.mnli"] for s in range(2000)]
@@ -185,7 +185,7 @@ def test_more_bad_spaces_name_the_file_and_the_key(tmp_path: Path, mutate, key: 
 
 
 def test_subset_sizes_and_always() -> None:
-    from xstilts.spaces.schema import SubsetParam
+    from xstilts.spaces import SubsetParam
 
     p = SubsetParam(type="subset", members=["mnli", "qqp", "sst2"], sizes=[1, 3])
     assert p.choices() == ["mnli", "qqp", "sst2", "mnli+qqp+sst2"]
@@ -198,8 +198,7 @@ def test_subset_sizes_and_always() -> None:
 
 
 def test_seed_points_decode_to_exactly_the_given_rates() -> None:
-    from xstilts.spaces import optuna_points
-    from xstilts.spaces.schema import with_constants
+    from xstilts.spaces import optuna_points, with_constants
 
     spec = load_space(Path(__file__).resolve().parents[2] / "spaces" / "interleave.yaml")
     pts = optuna_points(spec)

@@ -1,4 +1,4 @@
-"""Search-space YAML → a validated, typed ``SearchSpec`` → an Optuna define-by-run function.
+"""A search space's file format and its typed, validated form: ``SearchSpec`` and its parts.
 
 A space file has five top-level keys (unknown keys anywhere are errors naming the file and
 the key path; every error is raised by ``load_space``, before Ray starts)::
@@ -24,76 +24,41 @@ Parameters are sampled in file order, except that one naming another (``when``, 
 comes after it. ``when: {OTHER: value}`` (or ``{OTHER: [v1, v2]}``) makes a parameter present
 only when a categorical parameter has that value (Optuna's conditional, define-by-run spaces).
 
-Encodings for the searcher:
-
-* ``subset``: one categorical over the allowed subsets, written ``"mnli+sst2"`` (members in
-  file order); ``min_size``/``max_size`` bound the size (``min_size: 0`` allows ``"none"``: no
-  intermediate training), or ``sizes`` lists the allowed sizes exactly (``[1, 9]``: each task
-  alone and all together); ``always`` members are in every subset.
-* ``simplex``: the Dirichlet construction of the Optuna FAQ — one ``u_i ~ U(0, 1)`` per chosen
-  member (Optuna params ``_u.<NAME>.<member>``), ``w_i = -log u_i``, rates ``w_i / Σ w``;
-  uniform on the simplex under random sampling. The normalised rates are what is logged
-  (``ratio.<task>``), with ``tasks.<task>`` = 0/1 for membership. A seed point's rates ``r``
-  are encoded as ``u_i = exp(-r_i / Σ r)``, which decodes to exactly ``r / Σ r``.
-* ``grid`` (searcher): every combination of the active values — categorical choices, subset
-  choices, the ``grid:`` values of float/int parameters — respecting ``when``; a simplex cannot be
-  enumerated (leave it out: the chosen tasks then get equal ratios).
-
-Every configuration also carries ``trial_number`` (the Optuna trial number, stable across
-resumes), which names the trial (``t0007-...``).
-
-Non-subset parameter names must be ``TrialConfig`` fields; ``to_trial_config`` turns a
-sampled configuration into the ``TrialConfig`` the trainer runs. Task names are checked
-against the trainer's registry (``xstilts.trainer.tasks.TASKS``), languages against the
-benchmark's languages.
+Non-subset parameter names must be ``TrialConfig`` fields. Task names are checked against the
+trainer's registry (``xstilts.trainer.tasks.TASKS``) here; the fixed ``trial`` part, the
+languages and the seed points are checked when the file is loaded (``xstilts.spaces.loading``),
+where the space can be sampled.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-import random
-from collections.abc import Callable
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from xstilts.trainer import codec
-from xstilts.trainer.config import TrialConfig, format_validation_error
+from xstilts.trainer.config import TrialConfig
 from xstilts.trainer.names import OBJECTIVE
-from xstilts.trainer.tasks import INTERMEDIATE_TASKS, XTREME_LANGUAGES
+from xstilts.trainer.tasks import INTERMEDIATE_TASKS
 
-__all__ = ["SearchSpec", "SearchSettings", "SpaceError", "load_space", "default_space_path", "define_by_run",
-           "to_trial_config", "trial_params", "sample_random", "grid_points", "optuna_points", "with_constants",
-           "known_languages",
-           "XTREME_LANGUAGES"]
-
-RAW = codec.RAW  # prefix of the raw simplex coordinates the searcher sees
-NUMBER = codec.NUMBER  # the constant naming a configuration's trial
-
-
-class SpaceError(ValueError):
-    """An invalid space file; the message names the file, the key and what is allowed."""
+__all__ = ["FloatParam", "IntParam", "CategoricalParam", "SubsetParam", "SimplexParam", "Param",
+           "AshaSettings", "PbtSettings", "SearchSettings", "SearchSpec"]
 
 
 def _intermediate_tasks() -> list[str]:
     return sorted(INTERMEDIATE_TASKS)
 
 
-def known_languages(benchmark: str) -> tuple[str, ...]:
-    if benchmark == "synth":
-        from xstilts.trainer.synth import LANGUAGES
-
-        return tuple(lang.code for lang in LANGUAGES)
-    return XTREME_LANGUAGES
-
-
 class _Param(BaseModel):
     model_config = ConfigDict(extra="forbid")
     when: dict[str, Any] | None = None  # {categorical: value or [values]}: present only then
+
+    def is_active(self, values: dict[str, Any]) -> bool:
+        """Whether the parameter is present, given the values of those sampled before it."""
+        if not self.when:
+            return True
+        return all(values.get(k) in (v if isinstance(v, list) else [v]) for k, v in self.when.items())
 
 
 class _Numeric(_Param):
@@ -180,7 +145,7 @@ class SubsetParam(_Param):
 
     def canonical(self, value: Any) -> str:
         """A subset written as ``"a+b"``, ``[a, b]`` or ``"none"`` → the choice string."""
-        chosen = value if isinstance(value, list) else _members(str(value))
+        chosen = value if isinstance(value, list) else codec.subset_members(str(value))
         order = [m for m in self.members if m in chosen]
         extra = [m for m in chosen if m not in self.members]
         if extra:
@@ -275,11 +240,13 @@ class SearchSpec(BaseModel):
     def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
         bad = [n for n in v if codec.is_bookkeeping(n) or n.startswith(codec.RATIO)]
         if bad:
-            raise ValueError(f"{bad}: reserved parameter names (_u.*, tasks.*, ratio.*, {NUMBER})")
+            raise ValueError(f"{bad}: reserved parameter names (_u.*, tasks.*, ratio.*, {codec.NUMBER})")
         return v
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SearchSpec:
+        """References between parameters, and what the searcher and scheduler need of them; the
+        seed points are checked by ``load_space``, which can sample the space."""
         self.parameters = _dependency_order(self.parameters)
         seen: dict[str, Any] = {}
         fields = set(TrialConfig.model_fields)
@@ -329,11 +296,6 @@ class SearchSpec(BaseModel):
                 elif m not in searched:
                     raise ValueError(f"search.pbt.mutate: {m!r} is not a float/int parameter of this space "
                                      f"(allowed: ratios, {', '.join(sorted(searched))})")
-        for i, point in enumerate(self.points_to_evaluate):
-            try:
-                _point_to_optuna(self, point)
-            except ValueError as e:
-                raise ValueError(f"points_to_evaluate.{i}: {e}") from None
         return self
 
     def subset(self) -> tuple[str, SubsetParam] | None:
@@ -346,6 +308,8 @@ class SearchSpec(BaseModel):
     def n_trials(self) -> int:
         """The number of trials: ``search.trials``; for the grid, at most the grid's size."""
         if self.search.searcher == "grid":
+            from .sampling import grid_points  # here, not at the top: sampling imports this module
+
             n = len(grid_points(self))
             return min(n, self.search.trials) if self.search.trials else n
         return self.search.trials or 12
@@ -373,253 +337,3 @@ def _dependency_order(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def default_space_path() -> Path:
-    return Path(str(resources.files("xstilts.spaces") / "default.yaml"))
-
-
-def load_space(path: str | Path | None = None) -> SearchSpec:
-    """Load and validate a space file; every error names the file and the key."""
-    p = Path(path) if path else default_space_path()
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise SpaceError(f"{p}: no such space file") from None
-    except yaml.YAMLError as e:
-        raise SpaceError(f"{p}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise SpaceError(f"{p}: expected a mapping with keys name, search, trial, parameters, points_to_evaluate")
-    raw.setdefault("name", p.stem)
-    try:
-        spec = SearchSpec.model_validate({**raw, "source": str(p)})
-    except ValidationError as e:
-        raise SpaceError(format_validation_error(e, str(p))) from None
-    check_space(spec, str(p))
-    return spec
-
-
-def check_space(spec: SearchSpec, where: str) -> None:
-    """The checks that need the trainer's config: the fixed part, languages, sampled points."""
-    try:
-        TrialConfig.model_validate(spec.trial)
-    except ValidationError as e:
-        raise SpaceError(format_validation_error(e, f"{where} (trial)")) from None
-    bench = spec.trial.get("benchmark", TrialConfig.model_fields["benchmark"].default)
-    langs = spec.trial.get("eval_languages") or []
-    allowed = known_languages(bench)
-    unknown = [lang for lang in langs if lang not in allowed]
-    if unknown:
-        raise SpaceError(f"{where}: invalid configuration\n  trial.eval_languages: unknown language(s) {unknown} "
-                         f"for benchmark {bench!r}; allowed: {', '.join(allowed)}")
-    points = [sample_random(spec, seed) for seed in range(8)]
-    if spec.search.searcher == "grid":
-        points += [with_constants(spec, g) for g in grid_points(spec)]
-    points += [with_constants(spec, q) for q in optuna_points(spec)]
-    for cfg in points:
-        try:
-            to_trial_config(spec, cfg)
-        except ValidationError as e:
-            raise SpaceError(format_validation_error(e, f"{where} (a sampled point {cfg})")) from None
-
-
-def _active(p: _Param, values: dict[str, Any]) -> bool:
-    if not p.when:
-        return True
-    return all(values.get(k) in (v if isinstance(v, list) else [v]) for k, v in p.when.items())
-
-
-class _DefineByRun:
-    """The Optuna define-by-run function for a spec (a class so Ray can pickle the searcher)."""
-
-    def __init__(self, spec: SearchSpec) -> None:
-        self.spec = spec
-
-    def __call__(self, trial: Any) -> dict[str, Any]:
-        params = list(self.spec.parameters.items())
-        sub = self.spec.subset()
-        values: dict[str, Any] = {}
-        constants: dict[str, Any] = {}
-        number = getattr(trial, "number", None)
-        if isinstance(number, int):
-            constants[NUMBER] = number
-        for name, p in params:
-            if not _active(p, values):
-                continue
-            if isinstance(p, FloatParam):
-                values[name] = trial.suggest_float(name, p.low, p.high, log=p.log)
-            elif isinstance(p, IntParam):
-                values[name] = trial.suggest_int(name, p.low, p.high, log=p.log)
-            elif isinstance(p, CategoricalParam):
-                values[name] = trial.suggest_categorical(name, p.choices)
-            elif isinstance(p, SubsetParam):
-                values[name] = trial.suggest_categorical(name, p.choices())
-            elif isinstance(p, SimplexParam):
-                chosen = _members(values[p.over])
-                u = {m: trial.suggest_float(codec.raw_key(name, m), 0.0, 1.0) for m in chosen} if len(chosen) > 1 \
-                    else dict.fromkeys(chosen, 1.0)
-                values[name] = codec.rates_from_uniforms(u) if u else {}
-        if sub:  # no simplex: equal ratios over the chosen tasks
-            chosen = _members(values[sub[0]])
-            rates = next((values[n] for n, p in params if isinstance(p, SimplexParam)), dict.fromkeys(chosen, 1.0))
-            constants.update(codec.encode_mixture(sub[1].members, rates))
-        return constants
-
-
-def define_by_run(spec: SearchSpec) -> Callable[[Any], dict[str, Any]]:
-    """The Optuna define-by-run function for ``spec``: cheap, no I/O (Ray calls it in the driver)."""
-    return _DefineByRun(spec)
-
-
-def _members(subset_value: str) -> list[str]:
-    return codec.subset_members(subset_value)
-
-
-class _RandomTrial:
-    """A stand-in for ``optuna.Trial`` drawing uniformly (validation and tests, no Optuna study);
-    ``fixed`` values are returned as given (like Optuna's enqueued trials)."""
-
-    def __init__(self, seed: int, fixed: dict[str, Any] | None = None, number: int | None = None) -> None:
-        self.rng = random.Random(seed)
-        self.fixed = fixed or {}
-        self.params: dict[str, Any] = {}
-        if number is not None:
-            self.number = number
-
-    def _take(self, name: str, draw: Callable[[], Any]) -> Any:
-        v = self.fixed[name] if name in self.fixed else draw()
-        self.params[name] = v
-        return v
-
-    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
-        return float(self._take(name, lambda: math.exp(self.rng.uniform(math.log(low), math.log(high))) if log
-                                else self.rng.uniform(low, high)))
-
-    def suggest_int(self, name: str, low: int, high: int, log: bool = False) -> int:
-        return int(self._take(name, lambda: self.rng.randint(low, high)))
-
-    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
-        return self._take(name, lambda: self.rng.choice(choices))
-
-
-def sample_random(spec: SearchSpec, seed: int = 0, number: int | None = None) -> dict[str, Any]:
-    """One configuration as Ray would hand it to a trial (params + constants)."""
-    t = _RandomTrial(seed, number=number)
-    constants = define_by_run(spec)(t)
-    return {**t.params, **constants}
-
-
-def with_constants(spec: SearchSpec, optuna_params: dict[str, Any], number: int | None = None) -> dict[str, Any]:
-    """The full configuration (params + constants) of a point given in Optuna's param names."""
-    t = _RandomTrial(0, fixed=optuna_params, number=number)
-    constants = define_by_run(spec)(t)
-    return {**t.params, **constants}
-
-
-def grid_points(spec: SearchSpec) -> list[dict[str, Any]]:
-    """Every grid point (Optuna param names → values), respecting ``when``; file order."""
-    points: list[dict[str, Any]] = [{}]
-    for name, p in spec.parameters.items():
-        values: list[Any]
-        if isinstance(p, CategoricalParam):
-            values = list(p.choices)
-        elif isinstance(p, SubsetParam):
-            values = p.choices()
-        elif isinstance(p, FloatParam | IntParam):
-            values = list(p.grid or [])
-        else:
-            continue  # a simplex is rejected for grids at validation
-        nxt = []
-        for pt in points:
-            if _active(p, pt):
-                nxt += [{**pt, name: v} for v in values]
-            else:
-                nxt.append(pt)
-        points = nxt
-    return points
-
-
-def _point_to_optuna(spec: SearchSpec, point: dict[str, Any]) -> dict[str, Any]:
-    """A seed point in the file's terms → Optuna param names and values (raises ``ValueError``)."""
-    unknown = [k for k in point if k not in spec.parameters]
-    if unknown:
-        raise ValueError(f"{unknown} are not parameters of this space (allowed: {', '.join(spec.parameters)})")
-    out: dict[str, Any] = {}
-    values: dict[str, Any] = {}
-    for name, p in spec.parameters.items():
-        if name not in point:
-            continue  # left to the searcher
-        v = point[name]
-        if not _active(p, values):
-            raise ValueError(f"{name}: inactive here (it needs {p.when})")
-        if isinstance(p, FloatParam | IntParam):
-            if isinstance(v, bool) or not isinstance(v, int | float) or not p.low <= v <= p.high:
-                raise ValueError(f"{name}: {v!r} is not a number in [{p.low}, {p.high}]")
-            out[name] = values[name] = int(v) if isinstance(p, IntParam) else float(v)
-        elif isinstance(p, CategoricalParam):
-            if v not in p.choices:
-                raise ValueError(f"{name}: {v!r} is not one of {p.choices}")
-            out[name] = values[name] = v
-        elif isinstance(p, SubsetParam):
-            try:
-                out[name] = values[name] = p.canonical(v)
-            except ValueError as e:
-                raise ValueError(f"{name}: {e}") from None
-        elif isinstance(p, SimplexParam):
-            if p.over not in values:
-                raise ValueError(f"{name}: give {p.over!r} too (the rates are over its chosen members)")
-            chosen = _members(values[p.over])
-            if not isinstance(v, dict) or set(v) != set(chosen):
-                raise ValueError(f"{name}: give a rate for each chosen member {chosen} (got {v!r})")
-            if any(isinstance(r, bool) or not isinstance(r, int | float) or r <= 0 for r in v.values()):
-                raise ValueError(f"{name}: rates must be positive numbers (got {v})")
-            if len(chosen) > 1:
-                out.update({codec.raw_key(name, m): u for m, u in codec.uniforms_from_rates(v).items()})
-    return out
-
-
-def placeholders(spec: SearchSpec) -> dict[str, Any]:
-    """A value for every key a configuration may have (Ray's variant generator needs them all);
-    an inactive parameter's placeholder is ignored by ``to_trial_config``."""
-    out: dict[str, Any] = {NUMBER: 0}
-    for name, p in spec.parameters.items():
-        if isinstance(p, FloatParam | IntParam):
-            out[name] = p.low
-        elif isinstance(p, CategoricalParam):
-            out[name] = p.choices[0]
-        elif isinstance(p, SubsetParam):
-            out[name] = p.choices()[0]
-            out.update(codec.encode_mixture(p.members, {}))
-    return out
-
-
-def optuna_points(spec: SearchSpec) -> list[dict[str, Any]]:
-    """The space's ``points_to_evaluate`` in Optuna's param names (for ``OptunaSearch``)."""
-    return [_point_to_optuna(spec, p) for p in spec.points_to_evaluate]
-
-
-def to_trial_config(spec: SearchSpec, config: dict[str, Any], **extra: Any) -> TrialConfig:
-    """The ``TrialConfig`` for a sampled configuration (fixed part + sampled dimensions)."""
-    raw: dict[str, Any] = dict(spec.trial)
-    sub = spec.subset()
-    for name, p in spec.parameters.items():
-        if isinstance(p, SubsetParam | SimplexParam) or name not in config or not _active(p, config):
-            continue  # an inactive parameter's value (a PBT placeholder) is never used
-        raw[name] = config[name]
-    if sub:
-        raw["intermediate"] = codec.trial_fields(config, ["intermediate"])["intermediate"]
-    raw.update(extra)
-    return TrialConfig.model_validate(raw)
-
-
-def trial_params(spec: SearchSpec, config: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a trial logs as params: every sampled dimension (resolved where it was inactive,
-    e.g. ``multilingual_share`` = 0 under ``sequential``) and the fixed settings."""
-    tc = to_trial_config(spec, config, **(overrides or {}))
-    out: dict[str, Any] = codec.without_raw(config)
-    for name, p in spec.parameters.items():
-        if isinstance(p, SubsetParam | SimplexParam):
-            continue
-        if name not in out or not _active(p, config):
-            out[name] = getattr(tc, name)
-    for k, v in {**spec.trial, **(overrides or {})}.items():
-        out.setdefault(k, v)
-    return out

@@ -1,0 +1,94 @@
+"""Loading a space file: YAML → a validated ``SearchSpec``, with every error raised here as a
+``SpaceError`` naming the file and the key, before Ray starts.
+
+    space YAML ──yaml──► mapping ──SearchSpec (spec.py)──► typed space
+               ──check_space──► the fixed ``trial`` part is a valid ``TrialConfig``, its languages
+                                exist, every seed point and a sample of points resolve to trials
+
+The checks after the model's own need the sampler (``sampling.py``) and the resolution to a
+``TrialConfig`` (``resolve.py``), which is why they run here and not in the model's validators.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from xstilts.trainer.config import TrialConfig, format_validation_error
+from xstilts.trainer.tasks import XTREME_LANGUAGES
+
+from .resolve import to_trial_config
+from .sampling import grid_points, optuna_points, point_to_optuna, sample_random, with_constants
+from .spec import SearchSpec
+
+__all__ = ["SpaceError", "load_space", "check_space", "default_space_path", "known_languages",
+           "XTREME_LANGUAGES"]
+
+
+class SpaceError(ValueError):
+    """An invalid space file; the message names the file, the key and what is allowed."""
+
+
+def known_languages(benchmark: str) -> tuple[str, ...]:
+    if benchmark == "synth":
+        from xstilts.trainer.synth import LANGUAGES
+
+        return tuple(lang.code for lang in LANGUAGES)
+    return XTREME_LANGUAGES
+
+
+def default_space_path() -> Path:
+    return Path(str(resources.files("xstilts.spaces") / "default.yaml"))
+
+
+def load_space(path: str | Path | None = None) -> SearchSpec:
+    """Load and validate a space file; every error names the file and the key."""
+    p = Path(path) if path else default_space_path()
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise SpaceError(f"{p}: no such space file") from None
+    except yaml.YAMLError as e:
+        raise SpaceError(f"{p}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise SpaceError(f"{p}: expected a mapping with keys name, search, trial, parameters, points_to_evaluate")
+    raw.setdefault("name", p.stem)
+    try:
+        spec = SearchSpec.model_validate({**raw, "source": str(p)})
+    except ValidationError as e:
+        raise SpaceError(format_validation_error(e, str(p))) from None
+    check_space(spec, str(p))
+    return spec
+
+
+def check_space(spec: SearchSpec, where: str) -> None:
+    """The checks that need the sampler or the trainer's config: the seed points, the fixed part,
+    languages, and that sampled points resolve to valid trials."""
+    for i, point in enumerate(spec.points_to_evaluate):
+        try:
+            point_to_optuna(spec, point)
+        except ValueError as e:
+            raise SpaceError(f"{where}: invalid configuration\n  points_to_evaluate.{i}: {e}") from None
+    try:
+        TrialConfig.model_validate(spec.trial)
+    except ValidationError as e:
+        raise SpaceError(format_validation_error(e, f"{where} (trial)")) from None
+    bench = spec.trial.get("benchmark", TrialConfig.model_fields["benchmark"].default)
+    langs = spec.trial.get("eval_languages") or []
+    allowed = known_languages(bench)
+    unknown = [lang for lang in langs if lang not in allowed]
+    if unknown:
+        raise SpaceError(f"{where}: invalid configuration\n  trial.eval_languages: unknown language(s) {unknown} "
+                         f"for benchmark {bench!r}; allowed: {', '.join(allowed)}")
+    points = [sample_random(spec, seed) for seed in range(8)]
+    if spec.search.searcher == "grid":
+        points += [with_constants(spec, g) for g in grid_points(spec)]
+    points += [with_constants(spec, q) for q in optuna_points(spec)]
+    for cfg in points:
+        try:
+            to_trial_config(spec, cfg)
+        except ValidationError as e:
+            raise SpaceError(format_validation_error(e, f"{where} (a sampled point {cfg})")) from None
