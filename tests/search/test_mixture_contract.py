@@ -11,7 +11,14 @@ import pytest
 
 from xstilts.dashboards.plots import mixture_phases
 from xstilts.search.schedulers import lineage_stages
-from xstilts.spaces import load_space, optuna_points, sample_random, to_trial_config, trial_params, with_constants
+from xstilts.spaces import (
+    load_space,
+    optuna_points,
+    sample_random,
+    to_trial_config,
+    trial_params,
+    with_constants,
+)
 from xstilts.trainer.codec import decode_mixture
 from xstilts.trainer.schedule import phase1_mixture, phase1_schedule
 
