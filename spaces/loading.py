@@ -14,10 +14,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
-from xstilts.trainer.config import TrialConfig, format_validation_error
+from xstilts.trainer.config import TrialConfig, format_validation_error, read_yaml_mapping
 from xstilts.trainer.tasks import XTREME_LANGUAGES
 
 from .resolve import to_trial_config
@@ -47,14 +46,7 @@ def default_space_path() -> Path:
 def load_space(path: str | Path | None = None) -> SearchSpec:
     """Load and validate a space file; every error names the file and the key."""
     p = Path(path) if path else default_space_path()
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise SpaceError(f"{p}: no such space file") from None
-    except yaml.YAMLError as e:
-        raise SpaceError(f"{p}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise SpaceError(f"{p}: expected a mapping with keys name, search, trial, parameters, points_to_evaluate")
+    raw = read_yaml_mapping(p, "space", SpaceError)
     raw.setdefault("name", p.stem)
     try:
         spec = SearchSpec.model_validate({**raw, "source": str(p)})

@@ -26,7 +26,7 @@ from .tasks import TASKS
 
 __all__ = [
     "TrialConfig", "TrialRuntime", "TinyModelSpec", "StageConfig", "ConfigError", "load_trial_config",
-    "format_validation_error", "ScheduleKind", "RUNTIME_KEYS",
+    "format_validation_error", "ScheduleKind", "RUNTIME_KEYS", "read_yaml_mapping",
 ]
 
 ScheduleKind = Literal["sequential", "interleaved", "annealed", "stages"]
@@ -232,19 +232,28 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def read_yaml_mapping(path: Path, what: str, error: type[ValueError] = ConfigError) -> dict[str, Any]:
+    """The top-level mapping of a YAML file (empty file: ``{}``); ``error`` names the file when it is
+    missing, not YAML, or not a mapping. ``what`` says what the file should be ("config", "space")."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what} file") from None
+    except yaml.YAMLError as e:
+        raise error(f"{path}: not valid YAML: {e}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise error(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    return raw
+
+
 def load_trial_config(path: str | Path, overrides: dict[str, Any] | None = None
                       ) -> tuple[TrialConfig, TrialRuntime]:
     """A trial config file: the ``TrialConfig`` and the ``TrialRuntime`` keys it may also carry
     (``home``, ``threads``, ``output_dir``, ``resume``, at the top level)."""
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such config file") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    raw = read_yaml_mapping(p, "config")
     raw.update(overrides or {})
     runtime = TrialRuntime(**{k: raw.pop(k) for k in RUNTIME_KEYS if k in raw})
     try:
