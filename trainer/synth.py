@@ -39,18 +39,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .tasks import CCG_TAGS, NLI_LABELS, PANX_TAGS, UPOS
+
 __all__ = [
     "SYNTH_VERSION",
     "LanguageSpec",
     "LANGUAGES",
-    "NLI_LABELS",
     "SynthBenchmark",
     "generate",
     "ensure_synth",
 ]
 
 SYNTH_VERSION = 4
-NLI_LABELS = ("entailment", "neutral", "contradiction")  # glue/mnli label ids 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -374,11 +374,6 @@ def generate(seed: int = 0, sizes: SynthSizes | None = None) -> dict[str, Any]:
 #               hellaswag: the right ending *changes* topic, the opposite of what NLI rewards;
 #               sst2 (reads the adjective, with the polarity labels NLI reads from "not")
 
-UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
-        "SCONJ", "SYM", "VERB", "X")  # the ClassLabel of XTREME udpos.pos_tags
-PANX_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")  # XTREME PAN-X.ner_tags
-CCG_TAGS = ("NP", "N", "N/N", "NP/N", "(S\\NP)/NP", "(S\\NP)\\NP", "(S\\NP)/(S\\NP)",
-            "((S\\NP)\\(S\\NP))/NP", "conj", ".", "NP/NP", "PP/NP")
 _UPOS_OF = {"name": "PROPN", "org": "PROPN", "place": "PROPN", "neg": "PART", "verb": "VERB", "det": "DET",
             "adj": "ADJ", "noun": "NOUN", "with": "ADP", "in": "ADP", "num": "NUM", "and": "CCONJ", ".": "PUNCT"}
 _CCG_OF = {"name": "NP", "org": "NP", "place": "NP", "neg": "(S\\NP)/(S\\NP)", "det": "NP/N", "adj": "N/N",

@@ -23,9 +23,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .synth import CCG_TAGS, NLI_LABELS, PANX_TAGS, UPOS
-
-__all__ = ["TaskInfo", "TASKS", "INTERMEDIATE_TASKS", "TARGET_TASKS", "FAMILIES", "task_info", "XTREME_LANGUAGES"]
+__all__ = [
+    "TaskInfo",
+    "TASKS",
+    "INTERMEDIATE_TASKS",
+    "TARGET_TASKS",
+    "FAMILIES",
+    "task_info",
+    "XTREME_LANGUAGES",
+    "NLI_LABELS",
+    "UPOS",
+    "PANX_TAGS",
+    "CCG_TAGS",
+]
 
 # The 40 XTREME languages (Hu et al. 2020); a task may cover fewer.
 XTREME_LANGUAGES = (
@@ -33,6 +43,14 @@ XTREME_LANGUAGES = (
     "ja", "jv", "ka", "kk", "ko", "ml", "mr", "ms", "my", "nl", "pt", "ru", "sw", "ta", "te", "th", "tl", "tr",
     "ur", "vi", "yo", "zh",
 )
+
+# --- label sets of the datasets, in id order (synth renders its records with the same ids) ----------
+NLI_LABELS = ("entailment", "neutral", "contradiction")  # glue/mnli label ids 0, 1, 2; XNLI's gold_label
+UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
+        "SCONJ", "SYM", "VERB", "X")  # the ClassLabel of XTREME udpos.pos_tags
+PANX_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")  # XTREME PAN-X.ner_tags
+CCG_TAGS = ("NP", "N", "N/N", "NP/N", "(S\\NP)/NP", "(S\\NP)\\NP", "(S\\NP)/(S\\NP)",
+            "((S\\NP)\\(S\\NP))/NP", "conj", ".", "NP/NP", "PP/NP")  # ccg supertags, a subset of CCGbank's
 
 FAMILIES = ("pair_cls", "single_cls", "multiple_choice", "qa", "token_cls", "retrieval")
 Example = Any  # the family's tuple (see the table above)

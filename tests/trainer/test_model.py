@@ -149,7 +149,8 @@ def test_the_cache_key_is_the_spec() -> None:
 
 
 def batch(tok: Any, made: Any, n: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    from xstilts.trainer.synth import NLI_LABELS, SynthBenchmark
+    from xstilts.trainer.synth import SynthBenchmark
+    from xstilts.trainer.tasks import NLI_LABELS
 
     rows = SynthBenchmark(made[0] / "data" / f"synth-v{SYNTH_VERSION}-s0").records("xnli", "train")[:n]
     enc = tok([r["sentence1"] for r in rows], [r["sentence2"] for r in rows])["input_ids"]

@@ -13,14 +13,13 @@ from xstilts.trainer.data import load_records
 from xstilts.trainer.hub import HUB_TASKS, DataNotFoundError
 from xstilts.trainer.synth import (
     LANGUAGES,
-    NLI_LABELS,
     SYNTH_VERSION,
     SynthSizes,
     _World,
     ensure_synth,
     generate,
 )
-from xstilts.trainer.tasks import TASKS
+from xstilts.trainer.tasks import NLI_LABELS, TASKS
 
 CODES = [s.code for s in LANGUAGES]
 SHARING = [s.code for s in LANGUAGES if not s.control]  # the languages that share anchors with English
@@ -414,7 +413,7 @@ def test_target_eval_sets_are_parallel_across_languages(data: dict[str, Any]) ->
 
 
 def test_tagging_labels_follow_the_word_classes(data: dict[str, Any]) -> None:
-    from xstilts.trainer.synth import PANX_TAGS, UPOS
+    from xstilts.trainer.tasks import PANX_TAGS, UPOS
 
     for r in data["tasks"]["udpos"]["test"]["xc"][:200]:
         for tok, tag in zip(r["tokens"], r["pos_tags"], strict=True):
