@@ -15,7 +15,7 @@ from xstilts.trainer.synth import (
     LANGUAGES,
     SYNTH_VERSION,
     SynthSizes,
-    _World,
+    World,
     ensure_synth,
     generate,
 )
@@ -81,7 +81,7 @@ def test_sizes_are_honoured() -> None:
     assert len(d["tasks"]["xnli"]["train"]["en"]) == 50 // 12  # the target's English train is small on purpose
     assert len(d["tasks"]["sst2"]["validation"]["en"]) == 20
     assert {lang: len(v) for lang, v in d["tasks"]["xnli"]["test"].items()} == dict.fromkeys(CODES, 20)
-    # 200 documents + 15% that use the words of the tasks added in version 3 (questions, places ...)
+    # 200 topic documents + 15% that use the question and entity words (questions, places ...)
     assert len(d["corpus"]["en"]) == 200 + 30
     assert min(len(v) for v in d["corpus"].values()) == 20 + 10  # floors: 20 documents, 10 more
 
@@ -251,7 +251,7 @@ def test_overlapping_languages_share_content_words_with_english(data: dict[str, 
 def test_sov_languages_put_the_verb_last() -> None:
     """In xe (SOV) the verb is the last word of a plain clause; in xd (SVO, same overlap) it is second."""
     d = generate(0, SMALL)
-    w = _World(0)
+    w = World(0)
     verbs = {lang: {v for ws in w.lexicon[lang]["verb"] for v in ws} for lang in ("xd", "xe")}
     for lang, pos in (("xe", -1), ("xd", 1)):
         for r in d["tasks"]["xnli"]["test"][lang]:
@@ -293,7 +293,7 @@ def test_nli_rule_polarity_decides_entailment_and_contradiction(data: dict[str, 
 
 
 def test_nli_rule_topic_decides_neutral_and_sst2_follows_polarity(data: dict[str, Any]) -> None:
-    w = _World(0)  # the world generate(0) renders
+    w = World(0)  # the world generate(0) renders
     en = w.lexicon["en"]
     verb_topic = {v: t for t, ws in enumerate(en["verb"]) for v in ws}
     polarity = {a: w.polarity[t][i] for t, ws in enumerate(en["adj"]) for i, a in enumerate(ws)}
@@ -374,13 +374,13 @@ def test_load_records_maps_our_split_names_to_the_datasets(on_disk: Any, data: d
         load_records("glue", "mnli", "train", home=str(home))
 
 
-# --- the tasks added in version 3 ----------------------------------------------------------------
+# --- the tasks beyond xnli, mnli and sst2: schemas, parallel eval sets, tagging, retrieval ---------
 
-NEW_FIELDS = {t: list(HUB_TASKS[t].fields) for t in HUB_TASKS} | {"ccg": ["tokens", "ccg_tags"]}
+HF_FIELDS = {t: list(HUB_TASKS[t].fields) for t in HUB_TASKS} | {"ccg": ["tokens", "ccg_tags"]}
 
 
 @pytest.mark.parametrize("task", sorted(set(TASKS) - {"xnli", "mnli", "sst2"}))
-def test_new_tasks_carry_the_hf_schema_in_every_split(data: dict[str, Any], task: str) -> None:
+def test_other_tasks_carry_the_hf_schema_in_every_split(data: dict[str, Any], task: str) -> None:
     info = TASKS[task]
     splits = data["tasks"][task]
     assert set(info.splits.values()) - {"train"} <= set(splits), (task, list(splits))
@@ -392,7 +392,7 @@ def test_new_tasks_carry_the_hf_schema_in_every_split(data: dict[str, Any], task
         for rows in by_lang.values():
             assert rows
             for r in rows[:50]:
-                assert list(r) == NEW_FIELDS[task], (task, split, r)
+                assert list(r) == HF_FIELDS[task], (task, split, r)
                 info.example(r)  # the registry reads every record
 
 
@@ -448,14 +448,14 @@ def test_generation_stays_fast() -> None:
     assert time.perf_counter() - t0 < 30  # about 4 s on 2 idle cores
 
 
-# --- version 4: clean test items, translate-train for more targets -----------------------------
+# --- clean test items, translate-train for more targets -----------------------------------
 
 
 @pytest.mark.parametrize("task", ["xnli", "pawsx"])
 def test_clean_test_items_use_no_english_content_word(data: dict[str, Any], task: str) -> None:
     from xstilts.trainer.synth import english_content_words
 
-    shared = english_content_words(_World(0))
+    shared = english_content_words(World(0))
     clean = data["tasks"][task]["test_clean"]
     assert list(clean) == [c for c in CODES if c != "en"]
     fields = ("sentence1", "sentence2")
@@ -490,7 +490,7 @@ def test_translate_train_is_the_english_train_rendered_in_each_language(data: di
 def test_shared_words_are_nested_and_spread_over_every_topic() -> None:
     """A farther language shares a subset of what a nearer one shares, and every language with
     overlap shares words in every topic (so type and token overlap agree)."""
-    w = _World(0)
+    w = World(0)
     en = w.lexicon["en"]
 
     def shared(lang: str) -> set[tuple[str, int, int]]:

@@ -1,0 +1,96 @@
+"""NLI pairs: ``mnli`` (glue/mnli), ``anli`` (facebook/anli) and ``xnli`` (XTREME XNLI).
+
+The rule they share: the hypothesis speaks about the premise's subject; *entailment* if it is
+about the premise's topic with the same polarity ("not"), *contradiction* if same topic and
+opposite polarity, *neutral* if about another topic.
+
+``mnli`` and ``xnli`` draw from the world's main stream (see ``splits``); ``anli`` from its own.
+"""
+
+from __future__ import annotations
+
+from ..tasks import NLI_LABELS
+from .splits import Record, SynthSizes, Tasks, clean_rows, task_rng
+from .world import N_TOPICS, Clause, World
+
+__all__ = ["nli_pair", "render_mnli", "render_xnli", "render_anli"]
+
+
+def nli_pair(w: World) -> tuple[Clause, Clause, int]:
+    """(premise, hypothesis, label id in ``NLI_LABELS``) by the shared rule."""
+    premise = w.clause()
+    label = w.rng.randrange(3)
+    if label == 1:  # neutral: another topic
+        other = w.rng.choice([t for t in range(N_TOPICS) if t != premise.topic])
+        hyp = w.clause(topic=other, name=premise.name)
+    else:
+        neg = premise.neg if label == 0 else not premise.neg
+        hyp = w.clause(topic=premise.topic, name=premise.name, neg=neg)
+    return premise, hyp, label
+
+
+def render_mnli(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
+    """English only; the premise carries a "with NUM NOUN" tail."""
+
+    def rows(n: int, start: int) -> list[Record]:
+        out = []
+        for i in range(n):
+            p, h, y = nli_pair(w)
+            w.add_number_tail(p)
+            out.append({"premise": w.render(p, "en"), "hypothesis": w.render(h, "en", with_adj=False),
+                        "label": y, "idx": start + i})
+        return out
+
+    return {"mnli": {"train": {"en": rows(sz.train, 0)}, "validation_matched": {"en": rows(sz.dev, sz.train)}}}
+
+
+def render_xnli(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
+    """One latent pair rendered in every language; ``test_clean`` has no English content word."""
+
+    def row(p: Clause, h: Clause, y: int, lang: str) -> Record:
+        return {"language": lang, "sentence1": w.render(p, lang), "sentence2": w.render(h, lang, with_adj=False),
+                "gold_label": NLI_LABELS[y]}
+
+    def rows(n: int, render_langs: list[str]) -> dict[str, list[Record]]:
+        out: dict[str, list[Record]] = {lang: [] for lang in render_langs}
+        for _ in range(n):
+            p, h, y = nli_pair(w)
+            for lang in render_langs:
+                out[lang].append(row(p, h, y, lang))
+        return out
+
+    xnli = {
+        # small on purpose, like many XTREME targets' English training sets (measured on the tiny
+        # model: with 4000 examples English alone reaches the ceiling and every intermediate task
+        # hurts; with 500 MNLI helps +2.6 ± 2.0 points; with 333 +6.9 over 6 seeds)
+        "train": rows(sz.train // 12, ["en"]),
+        "validation": rows(sz.dev, langs),
+        "test": rows(sz.test, langs),
+        # machine-"translated" training data, for translate-train / multilingual variants
+        "translate_train": {k: v for k, v in rows(sz.train, langs).items() if k != "en"},
+    }
+    xnli["test_clean"] = clean_rows(w, "xnli-clean", sz.test, langs[1:], lambda lang: row(*nli_pair(w), lang),
+                                    ("sentence1", "sentence2"))
+    return {"xnli": xnli}
+
+
+def render_anli(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
+    """English only: two-clause premises, the hypothesis about either clause, 10% label noise."""
+
+    def rows(n: int, start: int) -> list[Record]:
+        out = []
+        for i in range(n):
+            p, h, y = nli_pair(w)
+            other = w.clause(name=w.rng.choice([x for x in w.names if x != p.name]))
+            first = w.rng.random() < 0.5
+            prem = (f"{w.render(p, 'en')} and {w.render(other, 'en')}" if first
+                    else f"{w.render(other, 'en')} and {w.render(p, 'en')}")
+            if w.rng.random() < 0.1:
+                y = w.rng.randrange(3)
+            out.append({"uid": f"s{start + i:06d}", "premise": prem, "hypothesis": w.render(h, "en", with_adj=False),
+                        "label": y, "reason": ""})
+        return out
+
+    with w.using(task_rng(w, "anli")):
+        return {"anli": {"train_r3": {"en": rows(sz.train, 0)}, "dev_r3": {"en": rows(sz.dev, sz.train)},
+                         "test_r3": {"en": rows(sz.dev, sz.train + sz.dev)}}}

@@ -1,0 +1,71 @@
+"""Paraphrase pairs: ``qqp`` (glue/qqp, English) and ``pawsx`` (XTREME PAWS-X, every language)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .splits import Record, SynthSizes, Tasks, clean_rows, parallel, task_rng
+from .world import N_NOUNS, NUMBERS, World
+
+__all__ = ["render_qqp", "render_pawsx"]
+
+
+def _qqp_pair(w: World) -> tuple[str, str, int]:
+    """Conflicting by design: a "duplicate" asks about the same person and number whatever the
+    content words and "not" say, so it trains the encoder to ignore exactly what NLI reads."""
+    r = w.rng
+    c = w.clause()
+    w.add_number_tail(c)
+    y = int(r.random() < 0.5)
+    d = w.clause(name=c.name) if y else w.clause(topic=c.topic, neg=c.neg)
+    d.num, d.noun2 = (c.num, r.randrange(N_NOUNS)) if y else (r.choice(NUMBERS), c.noun2)
+    if not y and r.random() < 0.5:
+        d.name, d.num = c.name, r.choice([x for x in NUMBERS if x != c.num])
+    if not y:
+        d.verb, d.noun, d.adj = c.verb, c.noun, c.adj
+    return w.render(c, "en"), w.render(d, "en", with_adj=r.random() < 0.5), y
+
+
+def render_qqp(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
+    """English only: two "does ..." questions, label 1 for a duplicate."""
+
+    def rows(n: int, start: int) -> list[Record]:
+        does = w.function_word("en", "does")
+        out = []
+        for i in range(n):
+            a, b, y = _qqp_pair(w)
+            out.append({"question1": f"{does} {a}", "question2": f"{does} {b}", "label": y, "idx": start + i})
+        return out
+
+    with w.using(task_rng(w, "qqp")):
+        return {"qqp": {"train": {"en": rows(sz.train, 0)}, "validation": {"en": rows(sz.dev, sz.train)}}}
+
+
+def _pawsx_row(w: World, lang: str) -> Record:
+    """The same clause (adjective maybe dropped), label 1, or two nouns swapped, label 0."""
+    r = w.rng
+    c = w.clause()
+    c.num, c.noun2 = r.choice(NUMBERS), r.choice([k for k in range(N_NOUNS) if k != c.noun])
+    y = int(r.random() < 0.5)
+    if y:
+        d = replace(c)
+    else:  # PAWS: the same words, two of them swapped (the adjective dropped as often: no length cue)
+        d = replace(c, noun=c.noun2, noun2=c.noun)
+    return {"sentence1": w.render(c, lang), "sentence2": w.render(d, lang, with_adj=r.random() < 0.5),
+            "label": str(y)}
+
+
+def render_pawsx(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
+    """Parallel in every language; translate-train is the English train rendered in each language."""
+    non_en = [lang for lang in langs if lang != "en"]
+
+    def row(lang: str) -> Record:
+        return _pawsx_row(w, lang)
+
+    return {"pawsx": {
+        "train": parallel(w, "pawsx-train", sz.train, ["en"], row),
+        "validation": parallel(w, "pawsx-dev", sz.dev, langs, row),
+        "test": parallel(w, "pawsx-test", sz.test, langs, row),
+        "translate_train": parallel(w, "pawsx-train", sz.train, non_en, row),
+        "test_clean": clean_rows(w, "pawsx-clean", sz.test, non_en, row, ("sentence1", "sentence2")),
+    }}
