@@ -63,7 +63,7 @@ from .schedule import Schedule, ScheduleSampler, phase1_mixture, phase1_schedule
 from .streams import BatchStream, as_random_state
 from .tasks import task_info
 
-__all__ = ["run_trial", "TrialRecipe", "Report", "objective_languages"]
+__all__ = ["run_trial", "TrialRecipe", "TrialProgress", "Report", "objective_languages"]
 
 Report = Callable[..., None]
 Sampler = MixtureSampler | ScheduleSampler  # draws the component of each step
