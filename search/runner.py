@@ -334,6 +334,7 @@ def _open_parent_run(run: SearchRun, nodes: int) -> str:
 
 
 def _reopen_parent_run(run: SearchRun) -> str:
+    """Reopen the resumed run's parent: found by its tag ``xstilts.search``, else the id its state file recorded."""
     parent_id = find_search_run_id(run.tracking_uri, run.run_name) or run.saved_parent_id
     if not parent_id:
         raise SearchError(f"no MLflow parent run tagged xstilts.search={run.run_name!r} in {run.tracking_uri}")
