@@ -22,12 +22,17 @@ the logged parameters behave the same whichever sampler proposes the trials:
 ==========  ==========================================================================
 
 Seed configurations (``points_to_evaluate`` in the space file) are enqueued first for every
-searcher. PBT needs Ray's own variant generator (it rejects model-based searchers): its
+searcher. A trial that ended without its final report (``trial_done``: stopped by ASHA or by the
+time budget) reaches the study as PRUNED, its intermediate values (one per report) kept, so the
+samplers treat it as Optuna's own pruned trials: TPE ranks it by its last step and value below every
+finished trial, and the GP fits finished trials only. Ray's ``OptunaSearch`` would tell it COMPLETE
+with its early value, as if that were final. PBT needs Ray's own variant generator (it rejects model-based searchers): its
 population is drawn with ``spaces.sample_random``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from pathlib import Path
@@ -41,8 +46,10 @@ from xstilts.spaces import (
     sample_random,
     with_constants,
 )
+from xstilts.trainer.names import TRIAL_DONE
 
-__all__ = ["make_sampler", "make_search_alg", "journal_storage", "pbt_population", "top_quarter"]
+__all__ = ["make_sampler", "make_search_alg", "journal_storage", "pbt_population", "top_quarter", "optuna_state",
+           "PrunedToOptuna"]
 
 
 def top_quarter(n: int) -> int:
@@ -84,15 +91,63 @@ def journal_storage(path: Path) -> Any:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def make_search_alg(spec: SearchSpec, study_name: str, journal: Path) -> Any:
-    """An ``OptunaSearch`` for ``spec`` on the study ``study_name`` in the journal file ``journal``."""
+def optuna_state(result: dict[str, Any] | None, error: bool) -> str:
+    """How a Ray trial that ended with ``result`` (its last report) ends in the Optuna study:
+    ``"fail"`` (it raised, or never reported), ``"pruned"`` (stopped before its final report),
+    or ``"complete"`` (its final report, which carries ``trial_done``)."""
+    if error or not result:
+        return "fail"
+    return "complete" if result.get(TRIAL_DONE) else "pruned"
+
+
+class PrunedToOptuna:
+    """Mixin for an ``OptunaSearch``: a trial stopped before its final report is told to the study as
+    PRUNED (a trial that raised or never reported: FAIL), not COMPLETE with its early value (see the
+    module's docstring). A mixin, so that this module imports no Ray: ``make_search_alg`` combines it
+    with Ray's class, and so can another ``OptunaSearch`` subclass."""
+
+    _completed_trials: set[str]
+    _ot_trials: dict[str, Any]
+    _ot_study: Any
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        from optuna.trial import TrialState
+
+        state = optuna_state(result, error)
+        if state == "complete" or trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            super().on_trial_complete(trial_id, result=result, error=error)  # type: ignore[misc]
+            return
+        try:  # PRUNED takes the last intermediate value as its value; FAIL has none
+            self._ot_study.tell(self._ot_trials[trial_id], None,
+                                state=TrialState.PRUNED if state == "pruned" else TrialState.FAIL)
+        except Exception as exc:  # as Ray's own: a study that refuses a state must not stop the search
+            warnings.warn(f"optuna refused trial {trial_id} as {state}: {exc}", stacklevel=1)
+        self._completed_trials.add(trial_id)
+
+
+@functools.cache
+def _optuna_search_class() -> type:
+    """Ray's ``OptunaSearch`` with ``PrunedToOptuna`` (one class, built on first use)."""
     from ray.tune.search.optuna import OptunaSearch
 
+    return type("PrunedAwareOptunaSearch", (PrunedToOptuna, OptunaSearch), {"__module__": __name__})
+
+
+def __getattr__(name: str) -> Any:
+    """``PrunedAwareOptunaSearch`` by name, so that pickle finds the class (built on first use)."""
+    if name == "PrunedAwareOptunaSearch":
+        return _optuna_search_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def make_search_alg(spec: SearchSpec, study_name: str, journal: Path) -> Any:
+    """A pruning-aware ``OptunaSearch`` for ``spec`` on the study ``study_name`` in the journal file
+    ``journal``."""
     metrics, modes = spec.search.objective_list()
     points = optuna_points(spec)
     if spec.search.searcher == "grid":
         points += grid_points(spec)
-    return OptunaSearch(
+    return _optuna_search_class()(
         space=define_by_run(spec),
         metric=metrics if len(metrics) > 1 else metrics[0],
         mode=modes if len(modes) > 1 else modes[0],

@@ -22,7 +22,13 @@ from xstilts.search.schedulers import (
     renormalise_ratios,
     stages_yaml,
 )
-from xstilts.search.searchers import make_sampler, make_search_alg, pbt_population, top_quarter
+from xstilts.search.searchers import (
+    make_sampler,
+    make_search_alg,
+    optuna_state,
+    pbt_population,
+    top_quarter,
+)
 from xstilts.spaces import SearchSpec, load_space, to_trial_config
 
 SPACES = Path(__file__).resolve().parents[2] / "spaces"
@@ -42,7 +48,7 @@ def _drive(alg, spec: SearchSpec, n: int, score) -> list[dict]:
         assert cfg is not None
         to_trial_config(spec, cfg)  # every proposal is a valid trial
         configs.append(cfg)
-        alg.on_trial_complete(f"t{i}", result=score(cfg))
+        alg.on_trial_complete(f"t{i}", result={**score(cfg), "trial_done": 1})  # a final report
     return configs
 
 
@@ -63,6 +69,53 @@ def test_each_searcher_proposes_valid_points_seed_first(tmp_path: Path, searcher
     study = optuna.load_study(study_name="s", storage=alg._storage)  # the journal holds the history
     assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 12
     assert study.best_value == pytest.approx(max(score(c)["zero_shot/avg"] for c in configs))
+
+
+def _report(alg, trial_id: str, values: list[float]) -> None:
+    for i, v in enumerate(values, start=1):
+        alg.on_trial_result(trial_id, {"zero_shot/avg": v, "training_iteration": i})
+
+
+def test_a_trial_stopped_early_is_pruned_in_optuna_with_its_intermediate_values(tmp_path: Path) -> None:
+    """ASHA stops a trial after its first rung: the journal holds it PRUNED (valued at its last
+    intermediate value, so TPE ranks it by step), not COMPLETE with an early score as if final;
+    a trial that raised is FAIL, one that reported its end COMPLETE."""
+    spec = _spec(trials=6)
+    alg = make_search_alg(spec, "p", tmp_path / "p.journal")
+    for tid in ("done", "stopped", "crashed", "silent"):
+        assert alg.suggest(tid) is not None
+    _report(alg, "done", [0.40, 0.55, 0.60])
+    alg.on_trial_complete("done", result={"zero_shot/avg": 0.60, "trial_done": 1, "training_iteration": 3})
+    _report(alg, "stopped", [0.45])
+    alg.on_trial_complete("stopped", result={"zero_shot/avg": 0.45, "training_iteration": 1})
+    _report(alg, "crashed", [0.30])
+    alg.on_trial_complete("crashed", result={"zero_shot/avg": 0.30, "training_iteration": 1}, error=True)
+    alg.on_trial_complete("silent", result=None)
+    alg.on_trial_complete("stopped", result={"zero_shot/avg": 0.45})  # a second completion changes nothing
+
+    S = optuna.trial.TrialState
+    study = optuna.load_study(study_name="p", storage=alg._storage)
+    by = {t.number: t for t in study.trials}
+    assert [by[i].state for i in range(4)] == [S.COMPLETE, S.PRUNED, S.FAIL, S.FAIL]
+    assert by[0].value == pytest.approx(0.60) and by[0].intermediate_values == {1: 0.40, 2: 0.55, 3: 0.60}
+    assert by[1].value == pytest.approx(0.45) and by[1].intermediate_values == {1: 0.45}
+    assert by[2].value is None and by[3].value is None
+    assert study.best_trial.number == 0  # the pruned trial's early score is not a result
+
+
+def test_optuna_state_of_a_last_report() -> None:
+    assert optuna_state({"zero_shot/avg": 0.5, "trial_done": 1}, False) == "complete"
+    assert optuna_state({"zero_shot/avg": 0.5}, False) == "pruned"
+    assert optuna_state({"zero_shot/avg": 0.5, "trial_done": 1}, True) == "fail"
+    assert optuna_state(None, False) == "fail" and optuna_state({}, False) == "fail"
+
+
+def test_the_searcher_pickles_by_reference(tmp_path: Path) -> None:
+    import pickle  # Tune saves the searcher; a class pickle cannot find by name would fail there
+
+    alg = make_search_alg(_spec(trials=4), "k", tmp_path / "k.journal")
+    assert type(pickle.loads(pickle.dumps(type(alg)))) is type(type(alg))
+    assert pickle.loads(pickle.dumps(type(alg))) is type(alg)
 
 
 def test_tpe_models_the_top_quarter_and_pickles() -> None:
