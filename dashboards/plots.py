@@ -262,10 +262,9 @@ def plot_best_so_far(points: Sequence[tuple[str, float, float | None, str]], met
         mk, col = markers.get(status, ("x", "#c44e52"))
         ax.scatter([t], [v], marker=mk, color=col, zorder=3, label=None if status in seen else status)
         seen.add(status)
-    if curve:
-        xs = [0.0] + [x for x, _ in curve]
-        ys = [curve[0][1]] + [y for _, y in curve]
-        ax.step(xs, ys, where="post", color="black", lw=1.5, label="best so far")
+    if curve:  # from the first trial that ended with a score: there is no "best" before it
+        ax.step([x for x, _ in curve], [y for _, y in curve], where="post", color="black", lw=1.5,
+                label="best so far")
     ax.set_xlabel("cumulative trial-seconds")
     ax.set_ylabel(metric)
     ax.set_title(title or f"best {metric} so far")

@@ -19,20 +19,21 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from xstilts.trainer.codec import is_bookkeeping
+from xstilts.trainer.codec import decode_mixture, is_bookkeeping, mixture_text
 
 from .mlflow_logging import redact
-from .store import SearchRecord, best_trial, load_search, objective_value, resolve_tracking_uri
-from .summary import Plot, baseline_trial, best_trial_plots, leaderboard, search_plots
+from .plots import zero_shot_scores
+from .store import SearchRecord, TrialRecord, best_trial, load_search, objective_value, resolve_tracking_uri
+from .summary import Baseline, Plot, best_trial_plots, comparison_baseline, leaderboard, search_plots
 
-__all__ = ["write_report", "render_report"]
+__all__ = ["write_report", "render_report", "report_leaderboard", "language_table"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right}th{background:#f4f4f4}
-td.l,th.l{text-align:left}tr.completed td:first-child{font-weight:bold}
+td.l,th.l{text-align:left}td.n{white-space:nowrap}tr.completed td:first-child{font-weight:bold}
 tr.failed{color:#a33}tr.pruned{color:#777}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#555}img{max-width:100%}
 .note{color:#777;font-style:italic}.scroll{overflow-x:auto}code{background:#f4f4f4;padding:0 .2em}
@@ -55,7 +56,7 @@ def _fmt(v: Any) -> str:
 
 
 def _table(rows: list[dict[str, Any]], left: tuple[str, ...] = ("trial", "status", "schedule", "error", "run_id"),
-           row_class: str | None = None) -> str:
+           row_class: str | None = None, nowrap: tuple[str, ...] = ("trial", "mixture")) -> str:
     if not rows:
         return '<p class="note">no rows</p>'
     cols: list[str] = []
@@ -65,7 +66,8 @@ def _table(rows: list[dict[str, Any]], left: tuple[str, ...] = ("trial", "status
     body = []
     for r in rows:
         cls = html.escape(str(r.get(row_class, ""))) if row_class else ""
-        cells = "".join(f'<td class="{"l" if c in left else ""}">{html.escape(_fmt(r.get(c)))}</td>' for c in cols)
+        cells = "".join(f'<td class="{"l" if c in left else ""}{" n" if c in nowrap else ""}">'
+                        f"{html.escape(_fmt(r.get(c)))}</td>" for c in cols)
         body.append(f'<tr class="{cls}">{cells}</tr>')
     return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
             "</table></div>")
@@ -86,11 +88,55 @@ def _when(ms: int | None) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _num(v: Any, spec: str) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "" if v is None else str(v)
+    return format(f, spec) if math.isfinite(f) else ""
+
+
+def report_leaderboard(rec: SearchRecord) -> list[dict[str, str]]:
+    """The leaderboard as read in the report: the key columns first, each in one format
+    (objective 4 decimals, lr 3 significant digits, shares and temperatures 2 decimals, seconds whole),
+    the mixture as ``mnli 0.80 / sst2 0.20``; every row of ``leaderboard`` in its order."""
+    by_name = {t.name: t for t in rec.trials}
+    out = []
+    for row in leaderboard(rec):
+        t = by_name[row["trial"]]
+        p = t.params
+        out.append({"rank": "" if row["rank"] is None else str(row["rank"]), "trial": t.name, "status": t.status,
+                    rec.metric: _num(row.get(rec.metric), ".4f"), "test": _num(t.metrics.get("test/zero_shot/avg"), ".4f"),
+                    "mixture": mixture_text(decode_mixture(p)), "schedule": p.get("schedule", ""),
+                    "lr": _num(p.get("learning_rate"), ".3g"), "share": _num(p.get("multilingual_share"), ".2f"),
+                    "T": _num(p.get("language_temperature"), ".2f"), "seconds": _num(t.seconds, ".0f"),
+                    "error": row.get("error", "")})
+    return out
+
+
+def language_table(best: TrialRecord, base: Baseline | None) -> list[dict[str, str]]:
+    """Task × language scores of the best trial, the baseline and their difference (test split when
+    the best trial logged it), one row per task and trial: the numbers behind the heatmap."""
+    split = "test" if zero_shot_scores(best.metrics, "test") else "dev"
+    ours = zero_shot_scores(best.metrics, split)
+    theirs = zero_shot_scores(base.trial.metrics, split) if base else {}
+    rows = []
+    for task, scores in ours.items():
+        rows.append({"task": task, "split": split, "trial": f"best: {best.name}",
+                     **{lang: f"{v:.3f}" for lang, v in scores.items()}})
+        if task in theirs:
+            rows.append({"task": task, "split": split, "trial": f"baseline: {base.trial.name}" if base else "",
+                         **{lang: f"{v:.3f}" for lang, v in theirs[task].items()}})
+            rows.append({"task": task, "split": split, "trial": "best − baseline",
+                         **{lang: f"{v - theirs[task][lang]:+.3f}" for lang, v in scores.items() if lang in theirs[task]}})
+    return rows
+
+
 def render_report(rec: SearchRecord, tracking_uri: str = "") -> str:
     """The HTML text of the report of ``rec`` (no I/O)."""
     counts = rec.counts()
     best = best_trial(rec.trials, rec.metric, rec.mode)
-    base = baseline_trial(rec, best)
+    base = comparison_baseline(rec, best)
     planned = rec.params.get("trials", "?")
     overview = [
         {"": "search run", "value": rec.run_name}, {"": "experiment", "value": rec.experiment},
@@ -118,13 +164,19 @@ def render_report(rec: SearchRecord, tracking_uri: str = "") -> str:
                      f"test/zero_shot/avg = {_fmt(best.metrics.get('test/zero_shot/avg'))}; "
                      f"MLflow run <code>{html.escape(best.run_id)}</code></p>")
         if base is not None:
-            parts.append(f"<p>Sequential English-only baseline: <b>{html.escape(base.name)}</b>, "
-                         f"{html.escape(rec.metric)} = {_fmt(objective_value(base, rec.metric))} (dev), "
-                         f"test/zero_shot/avg = {_fmt(base.metrics.get('test/zero_shot/avg'))}</p>")
+            parts.append(f"<p>Compared with the {html.escape(base.label)}: <b>{html.escape(base.trial.name)}</b>, "
+                         f"{html.escape(rec.metric)} = {_fmt(objective_value(base.trial, rec.metric))} (dev), "
+                         f"test/zero_shot/avg = {_fmt(base.trial.metrics.get('test/zero_shot/avg'))}</p>")
+        else:
+            parts.append('<p class="note">No trial of the other schedule family completed: nothing to compare '
+                         "the best trial with.</p>")
         searched = [k for k in rec.searched_keys() if k in best.params and not is_bookkeeping(k)]
         parts.append(_table([{"param": k, "value": best.params[k]} for k in searched], left=("param", "value")))
+        parts.append('<h3 id="per-language">Scores per task and language</h3>')
+        parts.append(_table(language_table(best, base), left=("task", "split", "trial")))
     parts.append("<h2>Leaderboard</h2>")
-    parts.append(_table(leaderboard(rec), row_class="status"))
+    parts.append(_table(report_leaderboard(rec), left=("trial", "status", "mixture", "schedule", "error"),
+                        row_class="status"))
     parts.append("<h2>Search</h2>")
     parts += [_figure(p) for p in search_plots(rec)]
     if best is not None:

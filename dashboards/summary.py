@@ -11,12 +11,15 @@ Plots (PNG, ``summary/`` on the parent run):
   ``optuna.visualization.matplotlib`` on an in-memory Optuna study rebuilt from the child
   runs over the dimensions a person reads (``ratio.*``, ``schedule``, ``multilingual_share``,
   ``language_temperature``, ...), not the raw simplex coordinates the searcher samples;
-  importances are Optuna's default (fANOVA) over completed trials;
+  importances are Optuna's default (fANOVA) over completed trials. A dimension left out (the
+  same value in every completed trial, or set in only some) and an importance resting on few
+  trials are said on the plot itself;
 * ``task_language_heatmap.png`` — the best trial's task × language scores (test split when
-  logged) against the best *sequential* (English-only intermediate) trial, the X-STILTs
-  baseline, when one ran, and their difference.
+  logged) against a baseline from the *other* schedule family (``comparison_baseline``), so
+  the winner is never set against a near-copy of itself, and their difference.
 
-The leaderboard is logged with ``MlflowClient.log_table`` as ``leaderboard.json``.
+The leaderboard is logged with ``MlflowClient.log_table`` as ``leaderboard.json``, its column
+names without dots (``ratio_mnli``): MLflow's artifact table viewer shows dotted columns empty.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
-from xstilts.trainer.codec import RATIO, candidate_tasks, is_bookkeeping
+from xstilts.trainer.codec import RATIO, candidate_tasks, decode_mixture, is_bookkeeping
 from xstilts.trainer.names import TEST_OBJECTIVE, WORST
 
 from .plots import (
@@ -46,11 +49,12 @@ from .plots import (
 )
 from .store import SearchRecord, TrialRecord, best_trial, load_search, objective_value
 
-__all__ = ["Plot", "leaderboard", "search_plots", "best_trial_plots", "baseline_trial", "derived_study", "is_bookkeeping",
-           "log_search_summary"]
+__all__ = ["Plot", "Baseline", "leaderboard", "search_plots", "best_trial_plots", "comparison_baseline",
+           "derived_study", "left_out_dimensions", "is_bookkeeping", "log_search_summary", "FEW_TRIALS"]
 
 log = logging.getLogger(__name__)
 
+FEW_TRIALS = 10  # fewer completed trials than this: importances and coordinates are indicative only
 _LEADERBOARD_PARAMS = ("intermediate_tasks", "schedule", "multilingual_share", "language_temperature", "learning_rate")
 
 
@@ -102,10 +106,45 @@ def leaderboard(rec: SearchRecord) -> list[dict[str, Any]]:
     return rows
 
 
-def baseline_trial(rec: SearchRecord, best: TrialRecord | None) -> TrialRecord | None:
-    """The best completed ``sequential`` (English-only intermediate) trial other than ``best``."""
-    seq = [t for t in rec.trials if t.params.get("schedule") == "sequential" and (best is None or t.run_id != best.run_id)]
-    return best_trial(seq, rec.metric, rec.mode)
+@dataclass
+class Baseline:
+    """The trial the best one is compared with, and the rule that chose it (said wherever shown)."""
+
+    trial: TrialRecord
+    rule: str  # "x-stilts", "sequential" or "multilingual": which rule of comparison_baseline
+    label: str  # what it is, for captions and headings
+
+    @property
+    def text(self) -> str:
+        return f"{self.label}: {self.trial.name}"
+
+
+def _is_sequential(t: TrialRecord) -> bool:
+    return t.params.get("schedule") == "sequential"
+
+
+def comparison_baseline(rec: SearchRecord, best: TrialRecord | None) -> Baseline | None:
+    """What the best trial is compared with: always a trial of the other schedule family.
+
+    * The best is multilingual (interleaved, annealed, staged): the **X-STILTs point** as the search
+      ran it, the best completed sequential English-only trial with one intermediate task (any
+      sequential trial when none has one task).
+    * The best is sequential: the best completed trial that continued multilingual MLM.
+
+    None when no trial of the other family completed."""
+    if best is None:
+        return None
+    done = [t for t in rec.trials if t.status == "completed" and t.run_id != best.run_id]
+    if not _is_sequential(best):
+        seq = [t for t in done if _is_sequential(t)]
+        single = [t for t in seq if len(decode_mixture(t.params)) == 1]
+        if single:
+            found = best_trial(single, rec.metric, rec.mode)
+            return Baseline(found, "x-stilts", "X-STILTs point (best sequential English-only, one task)") if found else None
+        found = best_trial(seq, rec.metric, rec.mode)
+        return Baseline(found, "sequential", "best sequential English-only trial") if found else None
+    other = best_trial([t for t in done if not _is_sequential(t)], rec.metric, rec.mode)
+    return Baseline(other, "multilingual", "best trial with multilingual MLM (other schedule family)") if other else None
 
 
 def _param_value(v: str) -> float | str:
@@ -116,6 +155,31 @@ def _param_value(v: str) -> float | str:
     return f if math.isfinite(f) else v
 
 
+def _completed(rec: SearchRecord) -> list[TrialRecord]:
+    return [t for t in rec.trials if t.status == "completed" and objective_value(t, rec.metric) is not None]
+
+
+def _dimension_values(rec: SearchRecord) -> dict[str, list[float | str]]:
+    """Every searched dimension a person reads, and its values over the completed trials that set it."""
+    done = _completed(rec)
+    return {k: [_param_value(t.params[k]) for t in done if k in t.params]
+            for k in rec.searched_keys() if not is_bookkeeping(k)}
+
+
+def left_out_dimensions(rec: SearchRecord) -> dict[str, str]:
+    """The searched dimensions ``derived_study`` leaves out, and why (said on the plots)."""
+    n = len(_completed(rec))
+    out: dict[str, str] = {}
+    for k, vals in _dimension_values(rec).items():
+        if not vals:
+            out[k] = "set in no completed trial"
+        elif len(vals) != n:
+            out[k] = f"set in {len(vals)} of the {n} completed trials"
+        elif len(set(vals)) < 2:
+            out[k] = f"{vals[0] if vals else '-'} in every completed trial"
+    return out
+
+
 def derived_study(rec: SearchRecord) -> tuple[Any, list[str]]:
     """An in-memory Optuna study of the completed trials over the searched dimensions that vary.
 
@@ -123,13 +187,11 @@ def derived_study(rec: SearchRecord) -> tuple[Any, list[str]]:
     import optuna
     from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
-    done = [t for t in rec.trials if t.status == "completed" and objective_value(t, rec.metric) is not None]
+    done = _completed(rec)
+    dropped = left_out_dimensions(rec)
     dists: dict[str, BaseDistribution] = {}
-    for k in rec.searched_keys():
-        if is_bookkeeping(k):
-            continue
-        vals = [_param_value(t.params[k]) for t in done if k in t.params]
-        if len(vals) != len(done) or len(set(vals)) < 2:
+    for k, vals in _dimension_values(rec).items():
+        if k in dropped:
             continue
         if all(isinstance(v, float) for v in vals):
             nums = [float(v) for v in vals]
@@ -148,6 +210,30 @@ def derived_study(rec: SearchRecord) -> tuple[Any, list[str]]:
     return study, list(dists)
 
 
+def _caveats(rec: SearchRecord, n: int) -> str:
+    """What the Optuna plots leave out or rest on, in one line ("" when nothing)."""
+    parts = []
+    if n < FEW_TRIALS:
+        parts.append(f"only {n} completed trials: indicative, not a ranking")
+    others = len(rec.trials) - n
+    if others:
+        parts.append(f"{others} pruned, failed or running trial(s) left out")
+    dropped = left_out_dimensions(rec)
+    if dropped:
+        parts.append("not shown: " + "; ".join(f"{k} ({why})" for k, why in dropped.items()))
+    return "; ".join(parts)
+
+
+def _with_caveat(fig: Figure, caveat: str) -> Figure:
+    """``caveat`` written on the figure itself, under the axes (a PNG travels without its caption)."""
+    if caveat:
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w, h + 0.5)
+        fig.subplots_adjust(bottom=min(0.45, 0.5 / (h + 0.5) + 0.12))
+        fig.text(0.01, 0.01, caveat, fontsize=7, color="#8a1c1c", ha="left", va="bottom", wrap=True)
+    return fig
+
+
 def _optuna_plots(rec: SearchRecord) -> list[Plot]:
     import optuna
     from optuna.visualization import matplotlib as ovm
@@ -162,8 +248,10 @@ def _optuna_plots(rec: SearchRecord) -> list[Plot]:
     if n < 2 or not dims:
         why = (f"needs at least 2 completed trials ({n} so far)" if n < 2
                else "no sampled dimension varies across completed trials")
-        return [Plot(k, t, None, why) for k, t in titles.items()]
+        caveat = _caveats(rec, n)
+        return [Plot(k, t, None, f"{why}; {caveat}" if caveat and n >= 2 else why) for k, t in titles.items()]
     titles["param_importances"] = f"parameter importances (fANOVA over {n} completed trials)"
+    caveat = _caveats(rec, n)
     out: list[Plot] = []
     # optuna's matplotlib plots switch the global style (ggplot): keep that to these two figures
     with warnings.catch_warnings(), matplotlib.rc_context():
@@ -171,7 +259,8 @@ def _optuna_plots(rec: SearchRecord) -> list[Plot]:
         try:
             fig = _root(ovm.plot_parallel_coordinate(study, params=dims, target_name=rec.metric))
             fig.set_size_inches(max(7.0, 1.6 * len(dims) + 3), 4.2)
-            out.append(Plot("parallel_coordinates", titles["parallel_coordinates"], png_bytes(fig)))
+            out.append(Plot("parallel_coordinates", titles["parallel_coordinates"],
+                            png_bytes(_with_caveat(fig, caveat)), caveat))
         except Exception as e:
             out.append(Plot("parallel_coordinates", titles["parallel_coordinates"], None, f"not drawn: {e}"))
         try:
@@ -181,7 +270,8 @@ def _optuna_plots(rec: SearchRecord) -> list[Plot]:
             fig = _root(ovm.plot_param_importances(study, target_name=rec.metric))
             fig.set_size_inches(7, max(2.5, 0.5 * len(dims) + 1.5))
             note = ", ".join(f"{k} {v:.2f}" for k, v in imp.items())
-            out.append(Plot("param_importances", titles["param_importances"], png_bytes(fig), note))
+            out.append(Plot("param_importances", titles["param_importances"], png_bytes(_with_caveat(fig, caveat)),
+                            f"{note}; {caveat}" if caveat else note))
         except Exception as e:
             out.append(Plot("param_importances", titles["param_importances"], None, f"not computed: {e}"))
     return out
@@ -207,19 +297,22 @@ def search_plots(rec: SearchRecord) -> list[Plot]:
         out.append(Plot("best_so_far", title, None, "no finished trial with an objective yet"))
     out += _optuna_plots(rec)
     best = best_trial(rec.trials, rec.metric, rec.mode)
-    title = "task × language: best trial against the sequential English-only baseline"
+    base = comparison_baseline(rec, best)
+    title = "task × language: best trial against " + (base.label if base else "a trial of the other schedule family")
     if best is None:
         out.append(Plot("task_language_heatmap", title, None, "no completed trial yet"))
+    elif not zero_shot_scores(best.metrics, "dev"):
+        out.append(Plot("task_language_heatmap", title, None, f"{best.name} logged no per-language score"))
     else:
-        base = baseline_trial(rec, best)
         split = "test" if zero_shot_scores(best.metrics, "test") else "dev"
-        b_scores = zero_shot_scores(best.metrics, split)
-        base_scores = zero_shot_scores(base.metrics, split) if base else None
-        note = (f"{split} split; baseline = best sequential trial {base.name}" if base else
-                f"{split} split; no sequential (English-only) trial other than the best one ran")
+        family = "sequential" if _is_sequential(best) else "multilingual MLM"
+        note = (f"{split} split; best {best.name} ({family}) against {base.text}" if base else
+                f"{split} split; best {best.name} ({family}): no trial of the other schedule family completed, "
+                "so nothing to compare with")
         fig = plot_task_language_heatmap(
-            b_scores, f"best: {best.name} ({best.params.get('schedule', '?')})", base_scores,
-            f"sequential baseline: {base.name}" if base else "", title=f"task × language scores ({split})")
+            zero_shot_scores(best.metrics, split), f"best: {best.name} ({best.params.get('schedule', '?')})",
+            zero_shot_scores(base.trial.metrics, split) if base else None, base.text if base else "",
+            title=f"task × language scores ({split})")
         out.append(Plot("task_language_heatmap", title, png_bytes(fig), note))
     plt.close("all")
     return out
@@ -279,8 +372,9 @@ def _log_search_summary(tracking_uri: str, parent_run_id: str, metric: str | Non
     if mode:
         rec.params["mode"] = mode
     rows = leaderboard(rec)
-    if rows:
-        client.log_table(parent_run_id, data=pd.DataFrame(rows), artifact_file="leaderboard.json")
+    if rows:  # MLflow's artifact table viewer leaves dotted column names empty
+        frame = pd.DataFrame(rows).rename(columns=lambda c: str(c).replace(".", "_"))
+        client.log_table(parent_run_id, data=frame, artifact_file="leaderboard.json")
     plots = search_plots(rec) + best_trial_plots(rec)
     with tempfile.TemporaryDirectory() as tmp:
         for p in plots:
@@ -293,9 +387,9 @@ def _log_search_summary(tracking_uri: str, parent_run_id: str, metric: str | Non
     tags = {"xstilts.summary_plots": ",".join(p.key for p in plots if p.png)}
     if best is not None:
         tags.update({"xstilts.best_run_id": best.run_id, "xstilts.best_trial_name": best.name})
-        base = baseline_trial(rec, best)
+        base = comparison_baseline(rec, best)
         if base is not None:
-            tags["xstilts.baseline_run_id"] = base.run_id
+            tags.update({"xstilts.baseline_run_id": base.trial.run_id, "xstilts.baseline_rule": base.rule})
     for k, v in tags.items():
         client.set_tag(parent_run_id, k, v)
     return {"best_run_id": best.run_id if best else None, "plots": [p.key for p in plots if p.png],

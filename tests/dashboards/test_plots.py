@@ -97,3 +97,10 @@ def test_figures_render_to_png() -> None:
                                        "baseline")]
     for f in figs:
         assert png_bytes(f).startswith(b"\x89PNG")
+
+
+def test_best_so_far_starts_when_the_first_scored_trial_ended() -> None:
+    fig = plot_best_so_far([("a", 5.0, None, "failed"), ("b", 10.0, 0.4, "pruned"), ("c", 20.0, 0.6, "completed")],
+                           "zero_shot/avg")
+    (line,) = fig.axes[0].lines
+    assert list(line.get_xdata()) == [15.0, 35.0] and list(line.get_ydata()) == [0.4, 0.6]  # nothing before 15 s
