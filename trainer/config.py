@@ -72,6 +72,13 @@ class TinyModelSpec(BaseModel):
         raw["language_temperature"] = raw.pop("pretrain_temperature")
         return hashlib.sha1(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:10]
 
+    def folder(self, home: Path) -> Path:
+        """Where this model is cached under the home folder (``model.ensure_tiny_model`` makes it)."""
+        return home / "models" / f"tiny-{self.key()}"
+
+    def is_cached(self, home: Path) -> bool:
+        return (self.folder(home) / "xstilts_pretrain.json").exists()
+
 
 class StageConfig(BaseModel):
     """One explicit stage: ``steps`` phase-1 steps drawn from ``mixture`` (component -> rate);

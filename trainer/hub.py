@@ -25,6 +25,7 @@ from __future__ import annotations
 import glob
 import os
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ __all__ = [
     "TYDIQA_LANGUAGES",
     "load_hub",
     "hub_languages",
+    "hub_unavailable",
     "SYNTH_HINT",
 ]
 
@@ -288,7 +290,11 @@ def _load_files(files: list[str], task: str, split: str) -> list[dict[str, Any]]
     return rows
 
 
-def _hub_unavailable() -> str | None:
+_PROBES: dict[tuple[str, int], tuple[float, str | None]] = {}  # (host, port) -> (when, why unreachable)
+_PROBE_TTL_S = 60.0  # a probe's answer is reused this long: a preflight asks once, not once per file
+
+
+def hub_unavailable() -> str | None:
     """Why the hub should not be tried now, or None (fails fast instead of retrying for ~30 s)."""
     import datasets
 
@@ -298,18 +304,23 @@ def _hub_unavailable() -> str | None:
         return "skipped: HF_HUB_OFFLINE is set"
     url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    when, why = _PROBES.get((host, port), (-_PROBE_TTL_S, None))
+    if time.monotonic() - when < _PROBE_TTL_S:
+        return why
     try:
         timeout = float(os.environ.get(HUB_TIMEOUT_ENV) or 3.0)
         socket.create_connection((host, port), timeout=timeout).close()
+        why = None
     except (OSError, ValueError) as exc:
-        return f"skipped: {host}:{port} unreachable ({exc}); set HF_HUB_OFFLINE=1 to use the datasets cache"
-    return None
+        why = f"skipped: {host}:{port} unreachable ({exc}); set HF_HUB_OFFLINE=1 to use the datasets cache"
+    _PROBES[(host, port)] = (time.monotonic(), why)
+    return why
 
 
 def _load_from_hub(task: str, path: str, config: str | None, split: str
                    ) -> tuple[list[dict[str, Any]] | None, str]:
     call = f"datasets.load_dataset({path!r}, {config!r}, split={split!r})"
-    why = _hub_unavailable()
+    why = hub_unavailable()
     if why:
         return None, f"{call}: {why}"
     import datasets

@@ -24,7 +24,7 @@ from ..tasks import task_info
 from .generator import SYNTH_VERSION, generate
 from .world import LANGUAGES
 
-__all__ = ["SynthBenchmark", "ensure_synth", "CORPUS_SCHEMA"]
+__all__ = ["SynthBenchmark", "ensure_synth", "synth_folder", "CORPUS_SCHEMA"]
 
 CORPUS_SCHEMA = RecordSchema({"text": Text()}, ("text",))  # corpus/train.<lang>.jsonl: one document a line
 
@@ -89,9 +89,14 @@ def _write(folder: Path, data: dict[str, Any], seed: int, t0: float) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
+def synth_folder(home: Path, seed: int = 0) -> Path:
+    """Where ``synth`` of ``seed`` is (or will be) cached; its ``manifest.json`` marks it finished."""
+    return home / "data" / f"synth-v{SYNTH_VERSION}-s{seed}"
+
+
 def ensure_synth(home: Path, seed: int = 0, *, log: Callable[[str], None] = print) -> SynthBenchmark:
     """Generate ``synth`` under ``home/data`` unless it is cached; return it."""
-    root = home / "data" / f"synth-v{SYNTH_VERSION}-s{seed}"
+    root = synth_folder(home, seed)
     if (root / "manifest.json").exists():
         return SynthBenchmark(root)
     t0 = time.perf_counter()
