@@ -125,7 +125,8 @@ def _read(cfg: TrialConfig, need: Need, root: Path) -> int:
 def check_data(cfgs: Iterable[TrialConfig], root: Path) -> Preflight:
     """Read every record each config needs and check it against its task's schema. Synth not
     generated yet is a note (it is generated, then checked as it is read, before training)."""
-    out, seen, per_need = Preflight(), set(), []
+    out, seen = Preflight(), set()
+    per_need: dict[str, list[Need]] = {}  # an error -> the needs it stops (one bad file serves several languages)
     sets = rows = 0
     for cfg in cfgs:
         if phase1_uses_mlm(cfg) and cfg.benchmark != "synth":
@@ -145,8 +146,9 @@ def check_data(cfgs: Iterable[TrialConfig], root: Path) -> Preflight:
                 rows += _read(cfg, need, root)
                 sets += 1
             except (RecordError, DataNotFoundError, ValueError) as e:
-                per_need.append(f"data {need}: {e}")
-    out.problems += per_need  # after what concerns whole configurations
+                per_need.setdefault(str(e), []).append(need)
+    # after what concerns whole configurations
+    out.problems += [f"data {'; '.join(map(str, needs))}: {msg}" for msg, needs in per_need.items()]
     if sets:
         out.checked.append(f"data: {sets} task/split/language sets, {rows} records read and schema-checked")
     return out

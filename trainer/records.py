@@ -276,7 +276,7 @@ def _read_json_lines(text: str) -> tuple[list[tuple[int, Any]], list[str]]:
         try:
             items.append((n, json.loads(line)))
         except json.JSONDecodeError as e:
-            bad.append(f"line {n}: not valid JSON ({e.msg} at column {e.colno}; a truncated line?): {show(line)}")
+            bad.append(f"line {n}: not valid JSON ({e.msg}, column {e.colno}; a truncated line?): {show(line)}")
     return items, bad
 
 
@@ -297,7 +297,7 @@ def read_file(path: str | Path) -> tuple[list[tuple[int, Any]], str, list[str]]:
         try:
             whole = json.loads(text)
         except json.JSONDecodeError as e:
-            return [], "row", [f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}; truncated?)"]
+            return [], "row", [f"not valid JSON ({e.msg}, line {e.lineno}, column {e.colno}; truncated?)"]
         return list(enumerate(whole)), "row", []
     items, bad = _read_json_lines(text)
     return items, "line", bad
