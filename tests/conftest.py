@@ -41,8 +41,9 @@ def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run_cli(args: list[str], home: Path, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real ``xstilts`` console entry point in a subprocess."""
-    env = {**os.environ, "XSTILTS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+def run_cli(args: list[str], home: Path, timeout: float = 600, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real ``xstilts`` console entry point in a subprocess (``env``: more variables)."""
+    env = {**os.environ, "XSTILTS_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "xstilts.search.cli", *args], env=env, cwd=cwd or home,
                           capture_output=True, text=True, timeout=timeout)
