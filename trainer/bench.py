@@ -104,11 +104,16 @@ def compare_loops(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torc
 
 
 def _batches(tok: Any, task: str, cfg: TrialConfig, root: Path, n: int) -> list[Any]:
-    rows = load_records("synth", task, "train", home=str(root))[: n * cfg.batch_size]
+    """``n`` batches of ``cfg.batch_size`` training rows of ``task`` (the first ``n`` batches' worth),
+    cycling through the rows where the train split holds fewer (synth's XNLI does)."""
+    size = n * cfg.batch_size
+    rows = load_records("synth", task, "train", home=str(root))[:size]
     enc = encode(task_info(task), tok, rows, cfg.max_seq_len)
+    order = [i % len(enc) for i in range(size)]
     fam = task_info(task).family
-    return [collate(fam, enc.ids[i : i + cfg.batch_size], enc.labels[i : i + cfg.batch_size], tok.pad_token_id)
-            for i in range(0, n * cfg.batch_size, cfg.batch_size)]
+    return [collate(fam, [enc.ids[i] for i in order[k : k + cfg.batch_size]],
+                    [enc.labels[i] for i in order[k : k + cfg.batch_size]], tok.pad_token_id)
+            for k in range(0, size, cfg.batch_size)]
 
 
 def _gpu_figures(quick: bool) -> dict[str, Any]:  # pragma: no cover - needs CUDA

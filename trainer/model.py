@@ -84,7 +84,7 @@ def ensure_tiny_model(home: Path, spec: TinyModelSpec | None = None, *,
 
 
 def _pretrain(home: Path, spec: TinyModelSpec, out: Path, log: Callable[[str], None]) -> None:
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+    from transformers import XLMRobertaForMaskedLM
 
     from .data import synth_benchmark
 
@@ -92,7 +92,23 @@ def _pretrain(home: Path, spec: TinyModelSpec, out: Path, log: Callable[[str], N
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     t0 = time.perf_counter()
     corpora = {lang: bench.corpus(lang) for lang in bench.languages}
-    # pretraining sequences: pairs of consecutive sentences of one document
+    seqs = _sentence_pairs(corpora)
+    tok = _train_tokenizer([t for docs in corpora.values() for t in docs], tmp)
+    torch.manual_seed(spec.seed)
+    model = XLMRobertaForMaskedLM(_tiny_config(spec, len(tok)))
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"[xstilts] pretraining tiny model ({spec.layers}x{spec.hidden}, {n_params / 1e3:.0f}k params, "
+        f"vocab {len(tok)}) for {spec.pretrain_steps} MLM steps at batch {spec.pretrain_batch} -> {out}")
+    _mlm_pretrain(model, tok, seqs, spec, log, t0)
+    model.save_pretrained(tmp)
+    (tmp / "xstilts_pretrain.json").write_text(json.dumps(
+        {"spec": spec.model_dump(), "params": n_params, "seconds": round(time.perf_counter() - t0, 1)}, indent=2))
+    tmp.rename(out)
+    log(f"[xstilts] tiny model ready in {time.perf_counter() - t0:.0f}s")
+
+
+def _sentence_pairs(corpora: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Pretraining sequences per language: pairs of consecutive sentences of one document."""
     seqs: dict[str, list[str]] = {}
     for lang, docs in corpora.items():
         pairs = []
@@ -100,21 +116,26 @@ def _pretrain(home: Path, spec: TinyModelSpec, out: Path, log: Callable[[str], N
             s = d.split(" . ")
             pairs += [" . ".join(s[i : i + 2]) for i in range(0, len(s), 2)]
         seqs[lang] = pairs
-    tok = _train_tokenizer([t for docs in corpora.values() for t in docs], tmp)
-    config = XLMRobertaConfig(
-        vocab_size=len(tok), hidden_size=spec.hidden, num_hidden_layers=spec.layers,
+    return seqs
+
+
+def _tiny_config(spec: TinyModelSpec, vocab: int) -> Any:
+    """The tiny model's ``XLMRobertaConfig``: XLM-R's architecture and special ids at ``spec``'s size."""
+    from transformers import XLMRobertaConfig
+
+    return XLMRobertaConfig(
+        vocab_size=vocab, hidden_size=spec.hidden, num_hidden_layers=spec.layers,
         num_attention_heads=spec.heads, intermediate_size=spec.ffn_width,
         max_position_embeddings=spec.max_len + 2, type_vocab_size=1,
         pad_token_id=1, bos_token_id=0, eos_token_id=2,
         hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
     )
-    torch.manual_seed(spec.seed)
-    model = XLMRobertaForMaskedLM(config)
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"[xstilts] pretraining tiny model ({spec.layers}x{spec.hidden}, {n_params / 1e3:.0f}k params, "
-        f"vocab {len(tok)}) for {spec.pretrain_steps} MLM steps at batch {spec.pretrain_batch} -> {out}")
 
-    # language sampling with temperature: q_l ∝ n_l^(1/T)
+
+def _mlm_pretrain(model: Any, tok: Any, seqs: dict[str, list[str]], spec: TinyModelSpec,
+                  log: Callable[[str], None], t0: float) -> None:
+    """``spec.pretrain_steps`` MLM steps (AdamW, warmup + linear decay) on batches whose languages
+    are sampled with temperature: q_l ∝ n_l^(1/T)."""
     langs = sorted(seqs)
     w = [len(seqs[lang]) ** (1.0 / spec.pretrain_temperature) for lang in langs]
     rng = random.Random(spec.seed)
@@ -129,8 +150,7 @@ def _pretrain(home: Path, spec: TinyModelSpec, out: Path, log: Callable[[str], N
         batch_langs = rng.choices(langs, weights=w, k=spec.pretrain_batch)
         rows = [rng.choice(encoded[lang]) for lang in batch_langs]
         ids, attn = pad(rows, pad_id=1)
-        special = ids <= 2
-        inp, labels = mask_tokens(ids, special, tok.mask_token_id, len(tok), gen)
+        inp, labels = mask_tokens(ids, ids <= 2, tok.mask_token_id, len(tok), gen)
         loss = model(input_ids=inp, attention_mask=attn, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -144,11 +164,6 @@ def _pretrain(home: Path, spec: TinyModelSpec, out: Path, log: Callable[[str], N
             log(f"[xstilts]   pretrain step {step + 1}/{spec.pretrain_steps}  mlm loss {running / every:.3f}  "
                 f"{el:.0f}s elapsed, ~{eta:.0f}s left")
             running = 0.0
-    model.save_pretrained(tmp)
-    (tmp / "xstilts_pretrain.json").write_text(json.dumps(
-        {"spec": spec.model_dump(), "params": n_params, "seconds": round(time.perf_counter() - t0, 1)}, indent=2))
-    tmp.rename(out)
-    log(f"[xstilts] tiny model ready in {time.perf_counter() - t0:.0f}s")
 
 
 def pad(rows: list[list[int]], pad_id: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,15 +1,20 @@
 """End to end: a real 2-trial search (Ray Tune + Optuna + ASHA + DeepSpeed on the tiny model),
 then what a person looks at — trial artifacts and the parent summary read back from MLflow,
 ``xstilts report`` / ``xstilts status`` as commands, and the MLflow UI in a real browser
-(Debian's chromium driven by Playwright; no browser download)."""
+(Debian's chromium driven by Playwright; no browser download).
+
+Opt-in: when ``XSTILTS_DOCS_SCREENSHOTS`` names a folder, the browser test also saves there
+``mlflow-runs-table.png``, the picture of the runs table in the README (``docs/img``)."""
 
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
@@ -17,9 +22,15 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import TEST_FIDELITY, TEST_TINY, run_cli
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
 pytestmark = pytest.mark.slow
 
 PNG = b"\x89PNG\r\n\x1a\n"
+# A folder named by this variable receives the README's screenshot of the runs table (unset: none is taken).
+DOCS_SCREENSHOTS = "XSTILTS_DOCS_SCREENSHOTS"
+DOCS_RUNS_TABLE = "mlflow-runs-table.png"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -126,12 +137,17 @@ def test_mlflow_ui_shows_child_runs_params_and_metric_in_a_real_browser(real_sea
     chromium = _chromium()
     pytest.importorskip("playwright.sync_api", reason="playwright (a dev dependency) is not installed")
     s = real_search
-    check_mlflow_ui(s.uri, s.experiment_id, s.parent_id, s.children, tmp_path, chromium)
+    docs = Path(os.environ[DOCS_SCREENSHOTS]) if os.environ.get(DOCS_SCREENSHOTS) else None
+    check_mlflow_ui(s.uri, s.experiment_id, s.parent_id, s.children, tmp_path, chromium, docs=docs)
     assert (tmp_path / "mlflow-runs.png").read_bytes().startswith(PNG)
+    if docs is not None:
+        assert (docs / DOCS_RUNS_TABLE).read_bytes().startswith(PNG)
 
 
-def check_mlflow_ui(uri: str, experiment_id: str, parent_id: str, children: list, out: Path, chromium: str) -> None:
-    """Start ``mlflow server`` on the store, open the runs table in chromium and assert what it shows."""
+def check_mlflow_ui(uri: str, experiment_id: str, parent_id: str, children: list, out: Path, chromium: str,
+                    docs: Path | None = None) -> None:
+    """Start ``mlflow server`` on the store, open the runs table in chromium and assert what it shows;
+    with ``docs``, also save the README's screenshot of the runs table there."""
     from playwright import sync_api
 
     from xstilts.dashboards.ui import start_mlflow_server, stop_server, wait_healthy
@@ -149,24 +165,10 @@ def check_mlflow_ui(uri: str, experiment_id: str, parent_id: str, children: list
                 page.goto(f"{url}/#/experiments/{experiment_id}/runs")
                 parent_row = page.locator(f'[role=row][row-id="{parent_id}"]').first
                 parent_row.wait_for(timeout=60_000)
-                close = page.get_by_role("button", name="Close", exact=True)  # the assistant side panel
-                if close.count():
-                    close.first.click()
-                # child runs are collapsed under their parent: expand them
-                parent_row.locator('[col-id="attributes.`Run Name`"] button').first.click()
-                for c in children:
-                    row = page.locator(f'[role=row][row-id="{c.info.run_id}"]').first
-                    row.wait_for(timeout=15_000)
-                    assert c.info.run_name in row.inner_text()
-                # params and metrics are hidden until picked in the column selector
+                _close_assistant(page)
+                _expand_children(page, parent_row, children)
                 columns = ["ratio.mnli", "ratio.sst2", "schedule", "zero_shot/avg"]
-                for col in columns:
-                    page.get_by_role("button", name="Columns", exact=True).click()
-                    dialog = page.locator("[role=dialog]").first
-                    dialog.get_by_placeholder("Search columns").fill(col)
-                    dialog.locator("[class*=tree-title]").filter(
-                        has_text=re.compile(rf"^{re.escape(col)}$")).first.click()
-                    page.keyboard.press("Escape")
+                _pick_columns(page, columns)
                 for col in columns:
                     kind = "metrics" if "/" in col else "params"
                     header = page.locator(f'[role=columnheader][col-id="{kind}.`{col}`"]')
@@ -189,8 +191,61 @@ def check_mlflow_ui(uri: str, experiment_id: str, parent_id: str, children: list
                     page.get_by_text(key, exact=True).first.wait_for(timeout=15_000)
                 assert c.data.params["schedule"] in page.locator("body").inner_text()
                 page.screenshot(path=str(out / "mlflow-run.png"), full_page=True)
+                if docs is not None:
+                    _save_runs_table(page, f"{url}/#/experiments/{experiment_id}/runs", parent_id, children,
+                                     columns, docs / DOCS_RUNS_TABLE)
             finally:
                 browser.close()
     finally:
         stop_server(proc)
     assert proc.poll() is not None
+
+
+def _close_assistant(page: Page) -> None:
+    close = page.get_by_role("button", name="Close", exact=True)  # the assistant side panel
+    if close.count():
+        close.first.click()
+
+
+def _expand_children(page: Page, parent_row: Locator, children: list) -> None:
+    """Child runs are collapsed under their parent: expand them (the UI remembers an expanded
+    parent across pages) and wait for each row."""
+    if not page.locator(f'[role=row][row-id="{children[0].info.run_id}"]').count():
+        parent_row.locator('[col-id="attributes.`Run Name`"] button').first.click()
+    for c in children:
+        row = page.locator(f'[role=row][row-id="{c.info.run_id}"]').first
+        row.wait_for(timeout=15_000)
+        assert c.info.run_name in row.inner_text()
+
+
+def _pick_columns(page: Page, columns: list[str]) -> None:
+    """Params and metrics are hidden until picked in the column selector."""
+    for col in columns:
+        page.get_by_role("button", name="Columns", exact=True).click()
+        dialog = page.locator("[role=dialog]").first
+        dialog.get_by_placeholder("Search columns").fill(col)
+        dialog.locator("[class*=tree-title]").filter(has_text=re.compile(rf"^{re.escape(col)}$")).first.click()
+        page.keyboard.press("Escape")
+
+
+def _save_runs_table(page: Page, runs_url: str, parent_id: str, children: list, columns: list[str],
+                     path: Path) -> None:
+    """The README's picture: the classic runs table ("Model training"), 2200 px wide, the trials
+    expanded under their search, the chosen columns shown and the run names in full, cut below the
+    last row."""
+    page.set_viewport_size({"width": 2200, "height": 800})
+    page.goto(runs_url)
+    page.get_by_text("Model training", exact=True).click()  # MLflow 3 opens its GenAI view first
+    parent_row = page.locator(f'[role=row][row-id="{parent_id}"]').first
+    parent_row.wait_for(timeout=60_000)
+    _close_assistant(page)
+    _expand_children(page, parent_row, children)
+    _pick_columns(page, [c for c in columns if not page.locator(f'[role=columnheader][col-id$="`{c}`"]').count()])
+    header = page.locator('[role=columnheader][col-id="attributes.`Run Name`"]').first
+    header.hover()
+    header.locator(".ag-header-cell-resize").dblclick()  # fit the column to the full run names
+    rows = [page.locator(f'[role=row][row-id="{r}"]').first for r in (parent_id, *(c.info.run_id for c in children))]
+    bottom = max(b["y"] + b["height"] for b in (r.bounding_box() for r in rows) if b)
+    page.mouse.move(0, 0)  # no hover highlight in the picture
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 2200, "height": bottom + 60})

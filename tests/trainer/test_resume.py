@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import TEST_TINY, run_cli
-from xstilts.trainer.trial import CHECKPOINT_DIR, latest_checkpoint
+from xstilts.trainer.checkpoints import CHECKPOINT_DIR, latest_checkpoint
 
 pytestmark = pytest.mark.slow
 
