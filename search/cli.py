@@ -207,8 +207,10 @@ def _refused(result: Any) -> bool:
 def _train(args: argparse.Namespace) -> int:
     from xstilts.trainer.config import ConfigError, load_trial_config
     from xstilts.trainer.home import home
+    from xstilts.trainer.hub import DataNotFoundError
     from xstilts.trainer.names import OBJECTIVE, TEST_OBJECTIVE, WORST
     from xstilts.trainer.preflight import preflight_trials
+    from xstilts.trainer.records import RecordError
     from xstilts.trainer.trial import run_trial
 
     try:
@@ -224,7 +226,13 @@ def _train(args: argparse.Namespace) -> int:
                 if k in ("train/step", "train/loss", OBJECTIVE, WORST) or k.startswith("en/")}
         print(f"[train] {json.dumps(keep)}", flush=True)
 
-    result = run_trial(cfg, report, runtime=runtime)
+    try:
+        result = run_trial(cfg, report, runtime=runtime)
+    except (DataNotFoundError, RecordError) as e:  # data that broke after the preflight: said in words
+        kept = Path(runtime.output_dir) / "results.json" if runtime.output_dir else None
+        print(f"xstilts: the trial failed: {e}" + (f"\nwhat it measured is in {kept} (marked partial)"
+                                                  if kept and kept.exists() else ""), file=sys.stderr)
+        return 1
     m = result["metrics"]
     print(json.dumps({"engine": result["engine"], OBJECTIVE: m[OBJECTIVE], TEST_OBJECTIVE: m[TEST_OBJECTIVE]}))
     return 0
@@ -248,9 +256,12 @@ def _search(args: argparse.Namespace) -> int:
             print("xstilts: --resume continues a search as it was started; drop the space and the overrides",
                   file=sys.stderr)
             return 2
+        resumed = _resumed_search(opts)
+        if resumed is not None and _refused(_search_preflight(*resumed)):
+            return 2
     else:
         spec = _prepared_space(args, opts)
-        if spec is None or _refused(_search_preflight(spec, opts)):
+        if spec is None or _refused(_search_preflight(spec, opts.trial_overrides, opts)):
             return 2
     try:
         out = run_search(spec, opts)  # type: ignore[arg-type]  # None only with resume
@@ -309,13 +320,28 @@ def _option_errors(err: Any, args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-def _search_preflight(spec: Any, opts: Any) -> Any:
+def _search_preflight(spec: Any, overrides: dict[str, Any], opts: Any, tracking_uri: str | None = None) -> Any:
     from xstilts.search.preflight import preflight_search
     from xstilts.trainer.home import default_tracking_uri, home
 
     root = home(opts.home)
-    return preflight_search(spec, opts.trial_overrides, opts.tracking_uri or default_tracking_uri(root), root,
-                            log=lambda line: print(line, flush=True))
+    uri = opts.tracking_uri or tracking_uri or default_tracking_uri(root)
+    return preflight_search(spec, overrides, uri, root, log=lambda line: print(line, flush=True))
+
+
+def _resumed_search(opts: Any) -> tuple[Any, dict[str, Any], Any, str] | None:
+    """(space, trial overrides, opts, tracking URI) of the search run ``opts.resume`` names, as its
+    saved state has them; None when there is none (the runner says so, with what to run)."""
+    from xstilts.search.runner import STATE_FILE, SearchError, resolve_run_dir
+    from xstilts.spaces import SearchSpec
+    from xstilts.trainer.home import home
+
+    storage = Path(opts.storage or home(opts.home) / "ray").resolve()
+    try:
+        state = json.loads((resolve_run_dir(opts.resume, storage) / STATE_FILE).read_text())
+        return SearchSpec.model_validate_json(state["spec"]), state["trial_overrides"], opts, state["tracking_uri"]
+    except (SearchError, OSError, ValueError, KeyError):
+        return None
 
 
 def _stopped_early(scheduler: str) -> str:

@@ -11,16 +11,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_real_data", "write_rows", "REAL_FILES", "N_ROWS"]
+__all__ = ["write_real_data", "write_rows", "REAL_FILES", "N_ROWS", "PAWSX_LANGUAGES"]
 
 N_ROWS = 48
+PAWSX_LANGUAGES = ("de", "en", "es", "fr", "ja", "ko", "zh")
 _NLI = ("entailment", "neutral", "contradiction")
 _WORDS = {"en": ("the", "man", "sleeps", "house", "is", "red"), "de": ("der", "Mann", "schläft", "Haus", "ist", "rot"),
           "fr": ("le", "homme", "dort", "maison", "est", "rouge")}
 
 
 def _sentence(lang: str, i: int, k: int = 4) -> str:
-    words = _WORDS[lang]
+    words = _WORDS.get(lang, _WORDS["de"])
     return " ".join(words[(i + j) % len(words)] for j in range(k))
 
 
@@ -57,7 +58,7 @@ REAL_FILES: dict[str, Any] = {
     **{f"google/xtreme/PAWS-X.{lang}/{split}.jsonl": (
         lambda lang, i: {"sentence1": _sentence(lang, i), "sentence2": _sentence(lang, i + i % 2),
                          "label": str(i % 2)}, (lang,))
-       for lang in ("en", "de") for split in ("validation", "test")},
+       for lang in PAWSX_LANGUAGES for split in ("validation", "test")},  # every language PAWS-X has
     **{f"google/xtreme/XQuAD.{lang}/validation.jsonl": (lambda lang, i: _qa(lang, i, title=False), (lang,))
        for lang in ("en", "de")},
     "rajpurkar/squad/plain_text/train.jsonl": (lambda lang, i: _qa(lang, i, title=True), ("en",)),

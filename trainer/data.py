@@ -16,9 +16,9 @@ from typing import Any
 
 from .hub import DataNotFoundError, hub_languages
 from .synth import LANGUAGES, SynthBenchmark, ensure_synth
-from .tasks import XTREME_LANGUAGES, task_info
+from .tasks import task_info
 
-__all__ = ["DataNotFoundError", "load_records", "benchmark_languages", "synth_benchmark", "task_languages",
+__all__ = ["DataNotFoundError", "load_records", "synth_benchmark", "task_languages",
            "control_languages", "BENCHMARKS"]
 
 BENCHMARKS = ("synth", "xtreme")
@@ -53,16 +53,6 @@ def control_languages(benchmark: str) -> tuple[str, ...]:
 @lru_cache(maxsize=8)
 def synth_benchmark(home: str, seed: int = 0, log: Callable[[str], None] = print) -> SynthBenchmark:
     return ensure_synth(Path(home), seed, log=log)
-
-
-def benchmark_languages(benchmark: str, home: str, seed: int = 0) -> tuple[list[str], list[str]]:
-    """(all languages, control languages) of a benchmark."""
-    if benchmark == "synth":
-        b = synth_benchmark(home, seed)
-        return b.languages, b.control_languages
-    if benchmark == "xtreme":
-        return list(XTREME_LANGUAGES), []
-    raise ValueError(f"unknown benchmark {benchmark!r}: use 'synth' or 'xtreme'")
 
 
 def load_records(benchmark: str, task: str, split: str, lang: str = "en", *, home: str,
