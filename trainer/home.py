@@ -65,8 +65,11 @@ def check_writable(root: Path) -> None:
 
 def use_home_torch_extensions(root: Path) -> Path:
     """Build torch extensions (DeepSpeed's ops) under ``root/torch_extensions`` in this process and
-    those it starts, unless ``TORCH_EXTENSIONS_DIR`` is set already; returns the folder in use."""
-    return Path(os.environ.setdefault(TORCH_EXTENSIONS_ENV, str(root / "torch_extensions")))
+    those it starts, unless ``TORCH_EXTENSIONS_DIR`` is set already (empty counts as unset); returns
+    the folder in use."""
+    if not os.environ.get(TORCH_EXTENSIONS_ENV):
+        os.environ[TORCH_EXTENSIONS_ENV] = str(root / "torch_extensions")
+    return Path(os.environ[TORCH_EXTENSIONS_ENV])
 
 
 def default_tracking_uri(root: Path | None = None) -> str:

@@ -118,3 +118,15 @@ def test_check_on_cached_assets_reads_everything_within_30_seconds(tiny_home: Pa
     assert sets > 100 and rows > 80_000  # all nine targets in every language, all nine intermediate tasks
     seconds = float(re.search(r"no problems found \(([\d.]+)s\)", r.stdout).group(1))
     assert seconds < 30
+
+
+@pytest.mark.slow
+def test_check_builds_deepspeeds_op_into_the_home_with_progress(tmp_path: Path) -> None:
+    """The one test that compiles the op (~85 s on 2 cores): into $XSTILTS_HOME, never torch's shared cache."""
+    cfg = tmp_path / "trial.yaml"
+    cfg.write_text("intermediate: {mnli: 1.0}\n")
+    r = run_cli(["check", str(cfg)], tmp_path, timeout=1200, env={"TORCH_EXTENSIONS_DIR": ""})  # empty: unset
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    built = tmp_path / "torch_extensions" / "deepspeed_shm_comm" / "deepspeed_shm_comm.so"
+    assert "building DeepSpeed's CPU op deepspeed_shm_comm into" in r.stderr and built.is_file()
+    assert f"checked: DeepSpeed: deepspeed_shm_comm built now ({built})" in r.stdout
