@@ -72,12 +72,14 @@ from typing import Any
 
 from xstilts.trainer.names import TRIAL_DONE
 
-__all__ = ["run", "drop_checkpoints", "trial_records", "best_so_far_curve", "compute_to_reach", "mean_curve",
-           "random_reference", "headline_fraction", "bootstrap_fraction", "report_histories", "rung_predictiveness", "zero_overhead_makespan"]
+__all__ = ["run", "overhead", "efficiency", "seed_spread", "drop_checkpoints", "trial_records", "best_so_far_curve",
+           "compute_to_reach", "mean_curve", "random_reference", "headline_fraction", "bootstrap_fraction",
+           "report_histories", "rung_predictiveness", "zero_overhead_makespan"]
 
 SEARCHER_SEED_OFFSET = 1000  # the model-based arms' sampler seeds: seed + this, apart from random's
 QUICK_FIDELITY = {"intermediate_steps": 30, "target_steps": 30, "eval_every": 15, "eval_max_examples": 100,
                   "tiny": {"pretrain_steps": 300, "pretrain_batch": 64}}  # a smoke run: a briefly pretrained model
+Curve = list[tuple[float, float | None]]  # (cumulative trial-seconds, best-so-far) after each trial
 
 
 def _result_lines(results_path: str | Path) -> dict[str, list[dict[str, Any]]]:
@@ -281,12 +283,14 @@ def _search(spec: Any, work: Path, name: str, **search: Any) -> tuple[Any, float
 
 def run(quick: bool = False, seeds: int = 8, trials: int | None = None, overhead_repeats: int = 3,
         tpe_alone: bool = False) -> dict[str, Any]:
+    """The whole benchmark as one JSON-ready dict: ``overhead`` (the machinery's cost), then
+    ``efficiency`` (the arms, their headline and per-seed figures, the rungs) with its
+    ``seed_spread`` (the objective's noise floor), on a local Ray of 2 CPUs in a temporary work folder."""
     import ray
 
+    from xstilts.trainer.home import home
+
     t_start = time.perf_counter()
-    seed_list = list(range(2 if quick else seeds))
-    n_overhead = 4 if quick else 8
-    repeats = 1 if quick else overhead_repeats
     work = Path(tempfile.mkdtemp(prefix="xstilts-bench-"))
     result: dict[str, Any] = {
         "benchmark": "search", "quick": quick, "cpus": os.cpu_count(), "machine": platform.machine(),
@@ -294,113 +298,10 @@ def run(quick: bool = False, seeds: int = 8, trials: int | None = None, overhead
     }
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        # ---- overhead: the default space at its default fidelity, 8 trials, 2 at a time
-        spec = _space(QUICK_FIDELITY if quick else {})
-        from xstilts.search.runner import prepare_assets
-        from xstilts.trainer.home import home
-
-        prepare_assets(spec, home())  # data and model caches first: not search overhead
-        runs: list[dict[str, Any]] = []
-        for i in range(repeats):
-            out, wall = _search(spec, work, f"bench-overhead{i}", trials=n_overhead, max_concurrent=2)
-            recs = trial_records(out.results_path, spec.search.metric)
-            inside = sum(r["seconds"] for r in recs)
-            ideal, packed, fit = zero_overhead_makespan(recs, 2), inside / 2, out.fit_seconds
-            runs.append({
-                "trials": len(recs), "completed": out.counts["completed"], "pruned": out.counts["pruned"],
-                "fit_s": round(fit, 2), "trial_seconds_sum": round(inside, 2), "ideal_wall_s": round(ideal, 2),
-                "packed_wall_s": round(packed, 2),
-                "wall_s": round(wall, 2), "setup_s": round(wall - fit - out.summary_seconds, 2),
-                "summary_s": round(out.summary_seconds, 2),
-                # the search proper (Tuner.fit: scheduling, Optuna, ASHA, MLflow logging, checkpoints)
-                "overhead_ratio": round((fit - ideal) / fit, 4),
-                # stricter: against Σ seconds / 2, as if trials packed the slots perfectly (idle slots count)
-                "overhead_ratio_perfect_packing": round((fit - packed) / fit, 4),
-                # the whole command (Ray job setup, MLflow parent run, summary plots)
-                "overhead_ratio_whole_command": round((wall - ideal) / wall, 4),
-            })
-        result["overhead"] = {
-            "concurrent": 2, "repeats": repeats,
-            "fidelity": {k: spec.trial[k] for k in ("intermediate_steps", "target_steps", "eval_every")},
-            "runs": runs,
-        }
-        result["overhead_ratio"] = statistics.median(r["overhead_ratio"] for r in runs)
-        result["overhead_ratio_perfect_packing"] = statistics.median(r["overhead_ratio_perfect_packing"] for r in runs)
-        result["overhead_ratio_whole_command"] = statistics.median(r["overhead_ratio_whole_command"] for r in runs)
-
-        # ---- efficiency: TPE+ASHA vs random vs grid, several seeds, the default fidelity
-        # the searchers on their own: no seed points (they would be every arm's first trial alike)
+        result.update(overhead(_space(QUICK_FIDELITY if quick else {}), work, trials=4 if quick else 8,
+                               repeats=1 if quick else overhead_repeats))
         fspec = _space(QUICK_FIDELITY if quick else {})  # the default space at the efficiency fidelity
-        espec = fspec.model_copy(update={"points_to_evaluate": []})
-        n_eff = 4 if quick else trials or espec.n_trials()
-        arms: dict[str, dict[str, Any]] = {"tpe_asha": {"searcher": "tpe", "scheduler": "asha"},
-                                           "random": {"searcher": "random", "scheduler": "none"}}
-        if tpe_alone:  # what the searcher buys without early stopping (about 1.2 min a seed more)
-            arms["tpe"] = {"searcher": "tpe", "scheduler": "none"}
-        histories: list[tuple[list[float], list[float]]] = []
-        curves: dict[str, dict[int, list[tuple[float, float | None]]]] = {a: {} for a in [*arms, "grid"]}
-        for seed in seed_list:
-            for arm, kw in arms.items():
-                # TPE's start-up trials are random draws: with random search's own seed they would be
-                # random search's first trials, and "reaching random's best" would often be a tie
-                arm_seed = seed if arm == "random" else seed + SEARCHER_SEED_OFFSET
-                o, _ = _search(espec, work, f"bench-{arm}", trials=n_eff, max_concurrent=2, seed=arm_seed, **kw)
-                curves[arm][seed] = best_so_far_curve(trial_records(o.results_path, espec.search.metric))
-                if arm == "random":
-                    histories += report_histories(o.results_path, espec.search.metric)
-        gspec = _grid_space(espec)
-        # the grid is deterministic: one run serves every seed (its order is fixed)
-        o, _ = _search(gspec, work, "bench-grid", max_concurrent=2)
-        grid_curve = best_so_far_curve(trial_records(o.results_path, gspec.search.metric))
-        for seed in seed_list:
-            curves["grid"][seed] = grid_curve
-
-        eff: dict[str, Any] = {"seeds": seed_list, "trials": n_eff, "grid_trials": gspec.n_trials(),
-                               "fidelity": {k: espec.trial[k] for k in ("intermediate_steps", "target_steps", "eval_every")},
-                               "metric": espec.search.metric, "arms": {}}
-        rand_curves = [curves["random"][s] for s in seed_list]
-        rand_target, rand_budget = random_reference(rand_curves)
-        eff["random_best_mean"] = None if rand_target is None else round(rand_target, 4)
-        eff["random_compute_mean_s"] = round(rand_budget, 1)
-        for arm in curves:
-            per_seed: list[dict[str, Any]] = []
-            for i, seed in enumerate(seed_list):
-                # random search itself is measured against the next seed's random search: what a
-                # searcher no better than random gets here
-                ref = seed_list[(i + 1) % len(seed_list)] if arm == "random" else seed
-                rand = curves["random"][ref]
-                target, budget = rand[-1][1], rand[-1][0]
-                c = curves[arm][seed]
-                reach = compute_to_reach(c, target) if target is not None else None
-                per_seed.append({
-                    "seed": seed, "best": c[-1][1] if c else None, "compute_s": round(c[-1][0], 1) if c else 0,
-                    "random_best": target, "random_seed": ref,
-                    "compute_to_random_best": round(reach / budget, 4) if reach is not None and budget else None,
-                    "curve": [(round(s, 1), None if b is None else round(b, 4)) for s, b in c],
-                })
-            reached = [p["compute_to_random_best"] for p in per_seed if p["compute_to_random_best"] is not None]
-            # a seed that never reaches random's best counts as infinitely expensive (not left out)
-            everyone = statistics.median([p["compute_to_random_best"] if p["compute_to_random_best"] is not None
-                                          else math.inf for p in per_seed])
-            arm_curves = [curves[arm][s] for s in seed_list]
-            headline = headline_fraction(arm_curves, rand_curves)
-            eff["arms"][arm] = {
-                # the headline: the seeds' mean best-so-far curve against random's mean best and compute
-                "compute_to_random_best": None if headline is None else round(headline, 4),
-                "mean_curve": [(round(x, 1), round(b, 4)) for x, b in mean_curve(arm_curves)],
-                "per_seed": per_seed,
-                "per_seed_median": everyone if math.isfinite(everyone) else None,
-                "per_seed_median_of_reached": statistics.median(reached) if reached else None,
-                "reached_in": f"{len(reached)}/{len(seed_list)}",
-                "best_mean": round(statistics.fmean([p["best"] for p in per_seed if p["best"] is not None]), 4)
-                if any(p["best"] is not None for p in per_seed) else None,
-            }
-            if arm.startswith("tpe"):  # how much the headline owes to which seeds ran
-                eff["arms"][arm]["bootstrap"] = bootstrap_fraction(arm_curves, rand_curves)
-        eff["rungs"] = rung_predictiveness(histories)
-        # what separates configurations here, against what one configuration's training seed does
-        finals = [v[-1] for v, _ in histories]
-        eff["config_sd"] = round(statistics.stdev(finals), 4) if len(finals) > 1 else None
+        eff = efficiency(fspec, work, list(range(2 if quick else seeds)), 4 if quick else trials, tpe_alone)
         eff["seed_spread"] = seed_spread(fspec, 2 if quick else 3, str(home()))
         result["efficiency"] = eff
         result["compute_to_random_best"] = {a: eff["arms"][a]["compute_to_random_best"] for a in eff["arms"]}
@@ -411,6 +312,146 @@ def run(quick: bool = False, seeds: int = 8, trials: int | None = None, overhead
     result["work_dir"] = str(work)
     result["checkpoints_removed_mb"] = round(freed / 2**20, 1)
     return result
+
+
+def overhead(spec: Any, work: Path, trials: int, repeats: int) -> dict[str, Any]:
+    """``overhead`` (each of ``repeats`` searches of ``trials`` trials, 2 at a time) and the
+    medians of its three ratios, the headlines (``overhead_ratio``, ``..._perfect_packing``,
+    ``..._whole_command``)."""
+    from xstilts.search.runner import prepare_assets
+    from xstilts.trainer.home import home
+
+    prepare_assets(spec, home())  # data and model caches first: not search overhead
+    runs = [_overhead_run(spec, work, f"bench-overhead{i}", trials) for i in range(repeats)]
+    return {
+        "overhead": {"concurrent": 2, "repeats": repeats, "fidelity": _fidelity(spec), "runs": runs},
+        **{k: statistics.median(r[k] for r in runs)
+           for k in ("overhead_ratio", "overhead_ratio_perfect_packing", "overhead_ratio_whole_command")},
+    }
+
+
+def _overhead_run(spec: Any, work: Path, name: str, trials: int) -> dict[str, Any]:
+    """One overhead search: its trials' seconds against its wall times, and the ratios."""
+    out, wall = _search(spec, work, name, trials=trials, max_concurrent=2)
+    recs = trial_records(out.results_path, spec.search.metric)
+    inside = sum(r["seconds"] for r in recs)
+    ideal, packed, fit = zero_overhead_makespan(recs, 2), inside / 2, out.fit_seconds
+    return {
+        "trials": len(recs), "completed": out.counts["completed"], "pruned": out.counts["pruned"],
+        "fit_s": round(fit, 2), "trial_seconds_sum": round(inside, 2), "ideal_wall_s": round(ideal, 2),
+        "packed_wall_s": round(packed, 2),
+        "wall_s": round(wall, 2), "setup_s": round(wall - fit - out.summary_seconds, 2),
+        "summary_s": round(out.summary_seconds, 2),
+        # the search proper (Tuner.fit: scheduling, Optuna, ASHA, MLflow logging, checkpoints)
+        "overhead_ratio": round((fit - ideal) / fit, 4),
+        # stricter: against Σ seconds / 2, as if trials packed the slots perfectly (idle slots count)
+        "overhead_ratio_perfect_packing": round((fit - packed) / fit, 4),
+        # the whole command (Ray job setup, MLflow parent run, summary plots)
+        "overhead_ratio_whole_command": round((wall - ideal) / wall, 4),
+    }
+
+
+def _fidelity(spec: Any) -> dict[str, Any]:
+    return {k: spec.trial[k] for k in ("intermediate_steps", "target_steps", "eval_every")}
+
+
+def efficiency(fspec: Any, work: Path, seed_list: list[int], trials: int | None, tpe_alone: bool) -> dict[str, Any]:
+    """``efficiency`` (without its ``seed_spread``): TPE+ASHA, random, grid (and TPE alone) over
+    the seeds of ``seed_list``, ``trials`` trials each (None: the space's own budget); each arm's
+    headline and per-seed figures, random search's reference, the rungs and ``config_sd``."""
+    # the searchers on their own: no seed points (they would be every arm's first trial alike)
+    espec = fspec.model_copy(update={"points_to_evaluate": []})
+    n_eff = trials or espec.n_trials()
+    arms: dict[str, dict[str, Any]] = {"tpe_asha": {"searcher": "tpe", "scheduler": "asha"},
+                                       "random": {"searcher": "random", "scheduler": "none"}}
+    if tpe_alone:  # what the searcher buys without early stopping (about 1.2 min a seed more)
+        arms["tpe"] = {"searcher": "tpe", "scheduler": "none"}
+    curves, histories = _run_arms(espec, work, seed_list, n_eff, arms)
+    gspec = _grid_space(espec)
+    # the grid is deterministic: one run serves every seed (its order is fixed)
+    o, _ = _search(gspec, work, "bench-grid", max_concurrent=2)
+    grid_curve = best_so_far_curve(trial_records(o.results_path, gspec.search.metric))
+    curves["grid"] = dict.fromkeys(seed_list, grid_curve)
+
+    eff: dict[str, Any] = {"seeds": seed_list, "trials": n_eff, "grid_trials": gspec.n_trials(),
+                           "fidelity": _fidelity(espec), "metric": espec.search.metric, "arms": {}}
+    rand_curves = [curves["random"][s] for s in seed_list]
+    rand_target, rand_budget = random_reference(rand_curves)
+    eff["random_best_mean"] = None if rand_target is None else round(rand_target, 4)
+    eff["random_compute_mean_s"] = round(rand_budget, 1)
+    for arm in curves:
+        eff["arms"][arm] = _arm_figures(arm, curves, seed_list)
+    eff["rungs"] = rung_predictiveness(histories)
+    # what separates configurations here, against what one configuration's training seed does
+    finals = [v[-1] for v, _ in histories]
+    eff["config_sd"] = round(statistics.stdev(finals), 4) if len(finals) > 1 else None
+    return eff
+
+
+def _run_arms(espec: Any, work: Path, seed_list: list[int], trials: int, arms: dict[str, dict[str, Any]]
+              ) -> tuple[dict[str, dict[int, Curve]], list[tuple[list[float], list[float]]]]:
+    """Each arm's search for each seed: {arm: {seed: best-so-far curve}}, and random search's
+    trials' report histories (for the rungs)."""
+    histories: list[tuple[list[float], list[float]]] = []
+    curves: dict[str, dict[int, Curve]] = {a: {} for a in arms}
+    for seed in seed_list:
+        for arm, kw in arms.items():
+            # TPE's start-up trials are random draws: with random search's own seed they would be
+            # random search's first trials, and "reaching random's best" would often be a tie
+            arm_seed = seed if arm == "random" else seed + SEARCHER_SEED_OFFSET
+            o, _ = _search(espec, work, f"bench-{arm}", trials=trials, max_concurrent=2, seed=arm_seed, **kw)
+            curves[arm][seed] = best_so_far_curve(trial_records(o.results_path, espec.search.metric))
+            if arm == "random":
+                histories += report_histories(o.results_path, espec.search.metric)
+    return curves, histories
+
+
+def _arm_figures(arm: str, curves: dict[str, dict[int, Curve]], seed_list: list[int]) -> dict[str, Any]:
+    """One arm's figures: the headline (its seeds' mean curve against random's mean best and
+    compute), the per-seed figures and their medians, its mean best; for TPE arms the bootstrap."""
+    per_seed = _per_seed(arm, curves, seed_list)
+    reached = [p["compute_to_random_best"] for p in per_seed if p["compute_to_random_best"] is not None]
+    # a seed that never reaches random's best counts as infinitely expensive (not left out)
+    everyone = statistics.median([p["compute_to_random_best"] if p["compute_to_random_best"] is not None
+                                  else math.inf for p in per_seed])
+    arm_curves = [curves[arm][s] for s in seed_list]
+    rand_curves = [curves["random"][s] for s in seed_list]
+    headline = headline_fraction(arm_curves, rand_curves)
+    out: dict[str, Any] = {
+        # the headline: the seeds' mean best-so-far curve against random's mean best and compute
+        "compute_to_random_best": None if headline is None else round(headline, 4),
+        "mean_curve": [(round(x, 1), round(b, 4)) for x, b in mean_curve(arm_curves)],
+        "per_seed": per_seed,
+        "per_seed_median": everyone if math.isfinite(everyone) else None,
+        "per_seed_median_of_reached": statistics.median(reached) if reached else None,
+        "reached_in": f"{len(reached)}/{len(seed_list)}",
+        "best_mean": round(statistics.fmean([p["best"] for p in per_seed if p["best"] is not None]), 4)
+        if any(p["best"] is not None for p in per_seed) else None,
+    }
+    if arm.startswith("tpe"):  # how much the headline owes to which seeds ran
+        out["bootstrap"] = bootstrap_fraction(arm_curves, rand_curves)
+    return out
+
+
+def _per_seed(arm: str, curves: dict[str, dict[int, Curve]], seed_list: list[int]) -> list[dict[str, Any]]:
+    """Each seed of ``arm`` against random search's run of that seed (random search: of the next
+    seed): its best, its compute, the share of random's compute spent before reaching random's best."""
+    per_seed: list[dict[str, Any]] = []
+    for i, seed in enumerate(seed_list):
+        # random search itself is measured against the next seed's random search: what a
+        # searcher no better than random gets here
+        ref = seed_list[(i + 1) % len(seed_list)] if arm == "random" else seed
+        rand = curves["random"][ref]
+        target, budget = rand[-1][1], rand[-1][0]
+        c = curves[arm][seed]
+        reach = compute_to_reach(c, target) if target is not None else None
+        per_seed.append({
+            "seed": seed, "best": c[-1][1] if c else None, "compute_s": round(c[-1][0], 1) if c else 0,
+            "random_best": target, "random_seed": ref,
+            "compute_to_random_best": round(reach / budget, 4) if reach is not None and budget else None,
+            "curve": [(round(s, 1), None if b is None else round(b, 4)) for s, b in c],
+        })
+    return per_seed
 
 
 def drop_checkpoints(root: Path) -> int:
