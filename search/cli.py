@@ -179,6 +179,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from xstilts.search.preflight import check_file
     from xstilts.spaces import SpaceError
     from xstilts.trainer.config import ConfigError
@@ -188,6 +190,9 @@ def _check(args: argparse.Namespace) -> int:
         result = check_file(args.file, home(), tracking_uri=args.tracking_uri, overrides=_parse_sets(args.set))
     except (SpaceError, ConfigError) as e:
         print(f"xstilts: {e}", file=sys.stderr)
+        return 2
+    except ValidationError as e:  # --set on a space
+        print("\n".join(_option_errors(e, args)), file=sys.stderr)
         return 2
     print(result.text())
     return 0 if result.ok else 1
@@ -304,15 +309,15 @@ def _prepared_space(args: argparse.Namespace, opts: Any) -> Any:
 
 def _option_errors(err: Any, args: argparse.Namespace) -> list[str]:
     """One line per invalid option, named as it was typed (``--trials 0``, ``--set KEY=VALUE``)."""
-    lines = []
+    lines, steps = [], getattr(args, "steps", None)
     for e in err.errors():
         loc = [str(x) for x in e["loc"]]
         if loc[:1] == ["search"] and len(loc) > 1:
             what = f"--{loc[1].replace('_', '-')} {e['input']}"
         elif loc[:1] == ["search"]:
             what = "the search options"
-        elif args.steps is not None and loc[:1] and loc[0] in ("intermediate_steps", "target_steps", "eval_every"):
-            what = f"--steps {args.steps}"
+        elif steps is not None and loc[:1] and loc[0] in ("intermediate_steps", "target_steps", "eval_every"):
+            what = f"--steps {steps}"
         else:
             what = f"--set {'.'.join(loc)}={e['input']}" if loc else "--set"
         msg = e["msg"].removeprefix("Value error, ")
