@@ -210,7 +210,7 @@ class TrialConfig(BaseModel):
         if v is None or bench is None or targets is None:
             return v
         known = sorted({lang for t in targets for lang in task_languages(bench, t)})
-        unknown = [lang for lang in v if lang not in known]
+        unknown = [lang for lang in v if lang not in known and lang != "en"]  # English: scored wherever it exists
         if unknown:
             raise ValueError(f"unknown language(s) {unknown} for {', '.join(targets)} on benchmark {bench!r}; "
                              f"allowed: {', '.join(known)}")

@@ -121,6 +121,11 @@ def test_unset_eval_languages_means_every_language_of_each_target() -> None:
     assert chosen.languages("xnli", "dev") == ["en", "de", "sw"] and chosen.languages("pawsx", "dev") == ["en", "de"]
 
 
+def test_english_may_be_listed_for_targets_without_it() -> None:
+    c = TrialConfig(target_tasks=["bucc", "tatoeba"], eval_languages=["en", "xa"])
+    assert c.languages("bucc", "test") == ["xa"]  # retrieval pairs a language with English: nothing to score
+
+
 def test_translate_train_on_the_hub_is_pawsx_translated_train() -> None:
     c = TrialConfig(**XT, target_tasks=["pawsx", "tatoeba"], translate_train_languages=["de", "ja"])
     assert c.translate_train_languages == ["de", "ja"]  # retrieval is never trained: nothing to translate
