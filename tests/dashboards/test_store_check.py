@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.dashboards.conftest import SyntheticSearch
+from xstilts.dashboards.status import print_status
 from xstilts.dashboards.store import SearchNotFound, load_search
 from xstilts.dashboards.store_check import sqlite_path, tracking_store_problem
+from xstilts.search.cli import main
 
 UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: nothing listens there
 
@@ -84,3 +87,29 @@ def test_status_against_an_unreachable_server_answers_at_once(tmp_path: Path) ->
     assert r.stderr.strip().splitlines() == [f"xstilts: tracking store {UNREACHABLE}: no answer from "
                                              f"{UNREACHABLE}health within 10s ([Errno 111] Connection refused); "
                                              "start the server or pass another --tracking-uri"]
+
+
+def test_report_of_an_unknown_name_in_a_store_is_one_line(synthetic_search: SyntheticSearch, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.html"
+    assert main(["report", "nothing-like-this", "--tracking-uri", synthetic_search.uri, "--output", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err == "xstilts: no search run or experiment named 'nothing-like-this' in the tracking store\n"
+    assert not out.exists()
+
+
+def test_report_against_an_unreachable_server_answers_at_once(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    t0 = time.perf_counter()
+    assert main(["report", "any", "--tracking-uri", UNREACHABLE, "--output", str(tmp_path / "r.html")]) == 1
+    assert time.perf_counter() - t0 < 15  # one /health look, not MLflow's minutes of retries
+    err = capsys.readouterr().err
+    assert err.startswith(f"xstilts: tracking store {UNREACHABLE}: no answer from") and err.count("\n") == 1
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_status_of_a_missing_sqlite_store_creates_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert print_status(None, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db") == 1
+    assert capsys.readouterr().err == (f"xstilts: no tracking store at {tmp_path}/mlflow.db: no search has been "
+                                       "tracked there (pass --tracking-uri or --home to read another)\n")
+    assert list(tmp_path.iterdir()) == []
