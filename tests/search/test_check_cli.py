@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import resource
 import time
 from pathlib import Path
 
@@ -111,13 +112,17 @@ def test_check_on_cached_assets_reads_everything_within_30_seconds(tiny_home: Pa
     raw = yaml.safe_load((SPACES / "paper_grid.yaml").read_text())
     raw["trial"]["tiny"] = TEST_TINY  # the model the session pretrained
     space.write_text(yaml.safe_dump(raw))
-    r = run_cli(["check", str(space)], tiny_home, timeout=300)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = run_cli(["check", str(space)], tiny_home, timeout=600)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "checked: model tiny: config and tokenizer load" in r.stdout
     sets, rows = map(int, re.search(r"data: (\d+) task/split/language sets, (\d+) records", r.stdout).groups())
     assert sets > 100 and rows > 80_000  # all nine targets in every language, all nine intermediate tasks
-    seconds = float(re.search(r"no problems found \(([\d.]+)s\)", r.stdout).group(1))
-    assert seconds < 30
+    assert re.search(r"no problems found \(([\d.]+)s\)", r.stdout)
+    # the whole command's CPU time, its start and imports included (about 5 s); its wall time is
+    # about that on an idle machine, but not on a shared one, where a wall-clock bound would flake
+    assert (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) < 30
 
 
 @pytest.mark.slow
