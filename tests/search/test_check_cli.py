@@ -12,6 +12,7 @@ import yaml
 
 from tests.conftest import TEST_TINY, run_cli
 from tests.realdata import write_real_data
+from xstilts.search.cli import main
 from xstilts.search.preflight import reachable_configs
 from xstilts.spaces import load_space
 from xstilts.trainer.schedule import phase1_uses_mlm
@@ -103,6 +104,15 @@ def test_a_read_only_home_is_a_problem_of_check(tmp_path: Path) -> None:
 def test_an_invalid_budget_is_one_line_naming_the_option(tmp_path: Path, args: list[str], line: str) -> None:
     r = run_cli(["search", str(SPACES / "default.yaml"), *args], tmp_path, timeout=120)
     assert r.returncode == 2 and r.stderr.strip() == line, r.stderr
+    assert made(tmp_path) == set()
+
+
+def test_an_invalid_set_on_a_space_is_one_line_for_check_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("XSTILTS_HOME", str(tmp_path))
+    assert main(["check", str(SPACES / "default.yaml"), "--set", "batch_size=0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "xstilts: --set batch_size=0: input should be greater than or equal to 1\n"
     assert made(tmp_path) == set()
 
 
