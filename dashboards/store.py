@@ -18,12 +18,15 @@ from mlflow.tracking import MlflowClient
 
 from xstilts.trainer.names import OBJECTIVE
 
+from .store_check import sqlite_path, tracking_store_problem
+
 __all__ = ["TrialRecord", "SearchRecord", "find_search_run", "load_search", "child_runs", "resolve_tracking_uri",
            "best_trial", "objective_value", "SearchNotFound"]
 
 
 class SearchNotFound(LookupError):
-    """No search run of that name (nor experiment of that name) in the tracking store."""
+    """No search run of that name (nor experiment of that name) in the tracking store, or no
+    store at all (a SQLite file that does not exist, a server that does not answer)."""
 
 
 def resolve_tracking_uri(tracking_uri: str | None) -> str:
@@ -156,8 +159,16 @@ def _trial_record(run: Run) -> TrialRecord:
 
 
 def load_search(tracking_uri: str | None, name: str | None = None) -> SearchRecord:
-    """The search ``name`` (see ``find_search_run``) with all its trials."""
+    """The search ``name`` (see ``find_search_run``) with all its trials. Reading never creates a
+    store: a SQLite file that is not there, or a server that does not answer, is ``SearchNotFound``."""
     uri = resolve_tracking_uri(tracking_uri)
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        raise SearchNotFound(f"no tracking store at {db}: no search has been tracked there (pass --tracking-uri "
+                             "or --home to read another)")
+    problem = tracking_store_problem(uri) if db is None else None
+    if problem:
+        raise SearchNotFound(problem)
     client = MlflowClient(uri)
     parent = find_search_run(client, name)
     exp = client.get_experiment(parent.info.experiment_id)

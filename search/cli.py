@@ -1,4 +1,8 @@
-"""The ``xstilts`` command line: ``search``, ``train``, ``ui``, ``report``, ``status``, ``bench``."""
+"""The ``xstilts`` command line: ``search``, ``train``, ``check``, ``ui``, ``report``, ``status``, ``bench``.
+
+``check``, ``search`` and ``train`` run the preflight (``search/preflight.py``) before anything is
+generated, pretrained or trained: every problem it finds is reported at once and nothing starts.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", help="TrialConfig YAML")
     t.add_argument("--output-dir", help="where results.json goes (overrides the config)")
 
+    c = sub.add_parser("check", help="check a space or a trial config before training: every data file a trial "
+                                     "can need, the model, the tracking store, the home folder, DeepSpeed's op")
+    c.add_argument("file", help="a space YAML or a trial config YAML")
+    c.add_argument("--tracking-uri", help="MLflow tracking URI a search would use (default "
+                                          "sqlite:///$XSTILTS_HOME/mlflow.db)")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a fixed trial setting, as for search")
+
     b = sub.add_parser("bench", help="benchmarks: print one JSON object (never timed tests)")
     b.add_argument("which", choices=["trainer", "search", "transfer"])
     b.add_argument("--json", action="store_true", help="print only the JSON object")
@@ -91,38 +103,33 @@ _BENCH_OPTIONS = {"seeds": ("transfer", "search"), "trials": ("search",), "effec
 
 
 def main(argv: list[str] | None = None) -> int:
+    from xstilts.trainer.home import HomeError
+
     args = build_parser().parse_args(argv)
     if args.home:
         os.environ["XSTILTS_HOME"] = str(Path(args.home).resolve())
+    try:
+        return _run(args)
+    except HomeError as e:  # XSTILTS_HOME is a file, cannot be made or written: one line, no traceback
+        print(f"xstilts: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command in ("search", "train", "check"):
+        from xstilts.trainer.home import home, use_home_torch_extensions
+
+        use_home_torch_extensions(home())  # DeepSpeed's ops build here, for this process and the trials
     if args.command == "search":
         return _search(args)
     if args.command == "train":
         return _train(args)
+    if args.command == "check":
+        return _check(args)
     if args.command == "bench":
-        import importlib
-
-        module = {"trainer": "xstilts.trainer.bench", "search": "xstilts.search.bench",
-                  "transfer": "xstilts.search.bench_transfer"}[args.which]
-        import contextlib
-
-        with contextlib.redirect_stdout(sys.stderr):  # progress logs must not spoil the one JSON object
-            extra: dict[str, Any] = {}
-            for opt, benches in _BENCH_OPTIONS.items():  # each option goes to the benches that take it
-                value = getattr(args, opt)
-                if not value:
-                    continue
-                if args.which not in benches:
-                    raise SystemExit(f"xstilts: --{opt.replace('_', '-')} is an option of "
-                                     + " and ".join(f"'bench {b}'" for b in benches))
-                extra["parts" if opt == "only" else opt] = (value,) if opt == "only" else value
-            result = importlib.import_module(module).run(quick=args.quick, **extra)
-        print(json.dumps(result, indent=None if args.json else 2, default=str))
-        return 0
+        return _bench(args)
     if args.command == "report":
-        from xstilts.dashboards.report import write_report
-
-        print(write_report(args.name, tracking_uri=args.tracking_uri, output=args.output))
-        return 0
+        return _report(args)
     if args.command == "status":
         from xstilts.dashboards.status import print_status
 
@@ -135,9 +142,80 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import contextlib
+    import importlib
+
+    module = {"trainer": "xstilts.trainer.bench", "search": "xstilts.search.bench",
+              "transfer": "xstilts.search.bench_transfer"}[args.which]
+    with contextlib.redirect_stdout(sys.stderr):  # progress logs must not spoil the one JSON object
+        extra: dict[str, Any] = {}
+        for opt, benches in _BENCH_OPTIONS.items():  # each option goes to the benches that take it
+            value = getattr(args, opt)
+            if not value:
+                continue
+            if args.which not in benches:
+                raise SystemExit(f"xstilts: --{opt.replace('_', '-')} is an option of "
+                                 + " and ".join(f"'bench {b}'" for b in benches))
+            extra["parts" if opt == "only" else opt] = (value,) if opt == "only" else value
+        result = importlib.import_module(module).run(quick=args.quick, **extra)
+    print(json.dumps(result, indent=None if args.json else 2, default=str))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from xstilts.dashboards.report import write_report
+    from xstilts.dashboards.store import SearchNotFound
+
+    try:
+        print(write_report(args.name, tracking_uri=args.tracking_uri, output=args.output))
+    except SearchNotFound as e:  # as `status` answers: one line, and no store created on the way
+        print(f"xstilts: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"xstilts: the report could not be written: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from xstilts.search.preflight import check_file
+    from xstilts.spaces import SpaceError
+    from xstilts.trainer.config import ConfigError
+    from xstilts.trainer.home import home
+
+    try:
+        result = check_file(args.file, home(), tracking_uri=args.tracking_uri, overrides=_parse_sets(args.set))
+    except (SpaceError, ConfigError) as e:
+        print(f"xstilts: {e}", file=sys.stderr)
+        return 2
+    except ValidationError as e:  # --set on a space
+        print("\n".join(_option_errors(e, args)), file=sys.stderr)
+        return 2
+    print(result.text())
+    return 0 if result.ok else 1
+
+
+def _refused(result: Any) -> bool:
+    """Print a preflight's outcome; True when it found problems (nothing may start)."""
+    if not result.ok:
+        print(result.text(), file=sys.stderr)
+        return True
+    for note in result.notes:
+        print(f"[xstilts] {note}", flush=True)
+    print(f"[xstilts] preflight: no problems ({result.seconds:.1f}s; {'; '.join(result.checked)})", flush=True)
+    return False
+
+
 def _train(args: argparse.Namespace) -> int:
     from xstilts.trainer.config import ConfigError, load_trial_config
+    from xstilts.trainer.home import home
+    from xstilts.trainer.hub import DataNotFoundError
     from xstilts.trainer.names import OBJECTIVE, TEST_OBJECTIVE, WORST
+    from xstilts.trainer.preflight import preflight_trials
+    from xstilts.trainer.records import RecordError
     from xstilts.trainer.trial import run_trial
 
     try:
@@ -145,22 +223,28 @@ def _train(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"xstilts: {e}", file=sys.stderr)
         return 2
+    if _refused(preflight_trials([cfg], home(runtime.home))):
+        return 2
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         keep = {k: round(v, 4) for k, v in metrics.items()
                 if k in ("train/step", "train/loss", OBJECTIVE, WORST) or k.startswith("en/")}
         print(f"[train] {json.dumps(keep)}", flush=True)
 
-    result = run_trial(cfg, report, runtime=runtime)
+    try:
+        result = run_trial(cfg, report, runtime=runtime)
+    except (DataNotFoundError, RecordError) as e:  # data that broke after the preflight: said in words
+        kept = Path(runtime.output_dir) / "results.json" if runtime.output_dir else None
+        print(f"xstilts: the trial failed: {e}" + (f"\nwhat it measured is in {kept} (marked partial)"
+                                                  if kept and kept.exists() else ""), file=sys.stderr)
+        return 1
     m = result["metrics"]
     print(json.dumps({"engine": result["engine"], OBJECTIVE: m[OBJECTIVE], TEST_OBJECTIVE: m[TEST_OBJECTIVE]}))
     return 0
 
 
 def _search(args: argparse.Namespace) -> int:
-    from xstilts.search.runner import SearchError, SearchOptions, apply_options, run_search
-    from xstilts.spaces import SpaceError, load_space, sample_random, to_trial_config
-    from xstilts.trainer.config import ConfigError
+    from xstilts.search.runner import SearchError, SearchOptions, run_search
 
     opts = SearchOptions(
         name=args.name, trials=args.trials, max_concurrent=args.max_concurrent, tracking_uri=args.tracking_uri,
@@ -177,22 +261,12 @@ def _search(args: argparse.Namespace) -> int:
             print("xstilts: --resume continues a search as it was started; drop the space and the overrides",
                   file=sys.stderr)
             return 2
-    else:
-        try:
-            spec = load_space(args.space)
-            overrides = _parse_sets(args.set)
-            if args.steps is not None:  # fidelity: both phases, evaluations at most every N steps
-                every = overrides.get("eval_every", spec.trial.get("eval_every", 100))
-                overrides.update(intermediate_steps=args.steps, target_steps=args.steps,
-                                 eval_every=min(args.steps, int(every)))
-            opts.trial_overrides = overrides
-            spec = apply_options(spec, opts)
-            to_trial_config(spec, sample_random(spec, 0), **overrides)  # fail before Ray starts
-        except (SpaceError, ConfigError) as e:
-            print(f"xstilts: {e}", file=sys.stderr)
+        resumed = _resumed_search(opts)
+        if resumed is not None and _refused(_search_preflight(*resumed)):
             return 2
-        except Exception as e:  # pydantic errors from --set or the overrides
-            print(f"xstilts: invalid option: {e}", file=sys.stderr)
+    else:
+        spec = _prepared_space(args, opts)
+        if spec is None or _refused(_search_preflight(spec, opts.trial_overrides, opts)):
             return 2
     try:
         out = run_search(spec, opts)  # type: ignore[arg-type]  # None only with resume
@@ -203,6 +277,76 @@ def _search(args: argparse.Namespace) -> int:
     if out.interrupted:
         return 130
     return 0 if out.counts["completed"] + out.counts["pruned"] > 0 else 1
+
+
+def _prepared_space(args: argparse.Namespace, opts: Any) -> Any:
+    """The space with the command line's options (``opts.trial_overrides`` set), or None after
+    printing why it is invalid (one line per problem, naming the option)."""
+    from pydantic import ValidationError
+
+    from xstilts.search.runner import apply_options
+    from xstilts.spaces import SpaceError, load_space, sample_random, to_trial_config
+    from xstilts.trainer.config import ConfigError
+
+    try:
+        spec = load_space(args.space)
+        overrides = _parse_sets(args.set)
+        if args.steps is not None:  # fidelity: both phases, evaluations at most every N steps
+            every = overrides.get("eval_every", spec.trial.get("eval_every", 100))
+            overrides.update(intermediate_steps=args.steps, target_steps=args.steps,
+                             eval_every=min(args.steps, int(every)))
+        opts.trial_overrides = overrides
+        spec = apply_options(spec, opts)
+        to_trial_config(spec, sample_random(spec, 0), **overrides)  # fail before Ray starts
+    except (SpaceError, ConfigError) as e:
+        print(f"xstilts: {e}", file=sys.stderr)
+        return None
+    except ValidationError as e:  # from the command line's options, or --set
+        print("\n".join(_option_errors(e, args)), file=sys.stderr)
+        return None
+    return spec
+
+
+def _option_errors(err: Any, args: argparse.Namespace) -> list[str]:
+    """One line per invalid option, named as it was typed (``--trials 0``, ``--set KEY=VALUE``)."""
+    lines, steps = [], getattr(args, "steps", None)
+    for e in err.errors():
+        loc = [str(x) for x in e["loc"]]
+        if loc[:1] == ["search"] and len(loc) > 1:
+            what = f"--{loc[1].replace('_', '-')} {e['input']}"
+        elif loc[:1] == ["search"]:
+            what = "the search options"
+        elif steps is not None and loc[:1] and loc[0] in ("intermediate_steps", "target_steps", "eval_every"):
+            what = f"--steps {steps}"
+        else:
+            what = f"--set {'.'.join(loc)}={e['input']}" if loc else "--set"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"xstilts: {what}: {msg[:1].lower()}{msg[1:]}")
+    return list(dict.fromkeys(lines))
+
+
+def _search_preflight(spec: Any, overrides: dict[str, Any], opts: Any, tracking_uri: str | None = None) -> Any:
+    from xstilts.search.preflight import preflight_search
+    from xstilts.trainer.home import default_tracking_uri, home
+
+    root = home(opts.home)
+    uri = opts.tracking_uri or tracking_uri or default_tracking_uri(root)
+    return preflight_search(spec, overrides, uri, root, log=lambda line: print(line, flush=True))
+
+
+def _resumed_search(opts: Any) -> tuple[Any, dict[str, Any], Any, str] | None:
+    """(space, trial overrides, opts, tracking URI) of the search run ``opts.resume`` names, as its
+    saved state has them; None when there is none (the runner says so, with what to run)."""
+    from xstilts.search.runner import STATE_FILE, SearchError, resolve_run_dir
+    from xstilts.spaces import SearchSpec
+    from xstilts.trainer.home import home
+
+    storage = Path(opts.storage or home(opts.home) / "ray").resolve()
+    try:
+        state = json.loads((resolve_run_dir(opts.resume, storage) / STATE_FILE).read_text())
+        return SearchSpec.model_validate_json(state["spec"]), state["trial_overrides"], opts, state["tracking_uri"]
+    except (SearchError, OSError, ValueError, KeyError):
+        return None
 
 
 def _stopped_early(scheduler: str) -> str:

@@ -16,7 +16,6 @@ from .loading import (
     SpaceError,
     check_space,
     default_space_path,
-    known_languages,
     load_space,
 )
 from .resolve import to_trial_config, trial_params
@@ -48,7 +47,7 @@ __all__ = [
     "SearchSpec", "SearchSettings", "AshaSettings", "PbtSettings", "Param", "FloatParam", "IntParam",
     "CategoricalParam", "SubsetParam", "SimplexParam",
     # loading (loading.py)
-    "SpaceError", "load_space", "check_space", "default_space_path", "known_languages", "XTREME_LANGUAGES",
+    "SpaceError", "load_space", "check_space", "default_space_path", "XTREME_LANGUAGES",
     # sampling (sampling.py)
     "RAW", "define_by_run", "sample_random", "with_constants", "grid_points", "optuna_points",
     "point_to_optuna", "placeholders",

@@ -2,8 +2,8 @@
 ``SpaceError`` naming the file and the key, before Ray starts.
 
     space YAML ──yaml──► mapping ──SearchSpec (spec.py)──► typed space
-               ──check_space──► the fixed ``trial`` part is a valid ``TrialConfig``, its languages
-                                exist, every seed point and a sample of points resolve to trials
+               ──check_space──► the fixed ``trial`` part is a valid ``TrialConfig`` (which checks that
+                                its languages exist), every seed point and a sample of points resolve
 
 The checks after the model's own need the sampler (``sampling.py``) and the resolution to a
 ``TrialConfig`` (``resolve.py``), which is why they run here and not in the model's validators.
@@ -23,20 +23,11 @@ from .resolve import to_trial_config
 from .sampling import grid_points, optuna_points, point_to_optuna, sample_random, with_constants
 from .spec import SearchSpec
 
-__all__ = ["SpaceError", "load_space", "check_space", "default_space_path", "known_languages",
-           "XTREME_LANGUAGES"]
+__all__ = ["SpaceError", "load_space", "check_space", "default_space_path", "XTREME_LANGUAGES"]
 
 
 class SpaceError(ValueError):
     """An invalid space file; the message names the file, the key and what is allowed."""
-
-
-def known_languages(benchmark: str) -> tuple[str, ...]:
-    if benchmark == "synth":
-        from xstilts.trainer.synth import LANGUAGES
-
-        return tuple(lang.code for lang in LANGUAGES)
-    return XTREME_LANGUAGES
 
 
 def default_space_path() -> Path:
@@ -68,13 +59,6 @@ def check_space(spec: SearchSpec, where: str) -> None:
         TrialConfig.model_validate(spec.trial)
     except ValidationError as e:
         raise SpaceError(format_validation_error(e, f"{where} (trial)")) from None
-    bench = spec.trial.get("benchmark", TrialConfig.model_fields["benchmark"].default)
-    langs = spec.trial.get("eval_languages") or []
-    allowed = known_languages(bench)
-    unknown = [lang for lang in langs if lang not in allowed]
-    if unknown:
-        raise SpaceError(f"{where}: invalid configuration\n  trial.eval_languages: unknown language(s) {unknown} "
-                         f"for benchmark {bench!r}; allowed: {', '.join(allowed)}")
     points = [sample_random(spec, seed) for seed in range(8)]
     if spec.search.searcher == "grid":
         points += [with_constants(spec, g) for g in grid_points(spec)]

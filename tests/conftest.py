@@ -9,6 +9,20 @@ from pathlib import Path
 
 import pytest
 
+
+def _torch_default_extensions_dir() -> str:
+    """torch's own default for ``TORCH_EXTENSIONS_DIR`` (``<cache>/torch_extensions/py<ver>_<accel>``)."""
+    import torch
+    from torch.utils.cpp_extension import get_default_build_root
+
+    accel = f"cu{torch.version.cuda.replace('.', '')}" if torch.version.cuda else "cpu"
+    return os.path.join(get_default_build_root(), f"py{sys.version_info.major}{sys.version_info.minor}_{accel}")
+
+
+# The CLI builds DeepSpeed's CPU op into $XSTILTS_HOME/torch_extensions unless TORCH_EXTENSIONS_DIR is set:
+# every test home would build it again (~85 s), so the tests (and the commands they run) share torch's default.
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", _torch_default_extensions_dir())
+
 # A tiny model pretrained for a few hundred steps: enough for the plumbing tests, ~15 s on 2 cores.
 TEST_TINY = {"pretrain_steps": 300, "pretrain_batch": 64}
 # Reduced fidelity for end-to-end runs.
@@ -27,8 +41,9 @@ def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run_cli(args: list[str], home: Path, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real ``xstilts`` console entry point in a subprocess."""
-    env = {**os.environ, "XSTILTS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+def run_cli(args: list[str], home: Path, timeout: float = 600, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real ``xstilts`` console entry point in a subprocess (``env``: more variables)."""
+    env = {**os.environ, "XSTILTS_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "xstilts.search.cli", *args], env=env, cwd=cwd or home,
                           capture_output=True, text=True, timeout=timeout)

@@ -20,9 +20,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from .tasks import TASKS
+from .data import control_languages, task_languages
+from .tasks import TARGET_TASKS, TASKS, task_info
 
 __all__ = [
     "TrialConfig", "TrialRuntime", "TinyModelSpec", "StageConfig", "ConfigError", "load_trial_config",
@@ -63,6 +72,13 @@ class TinyModelSpec(BaseModel):
         raw["language_temperature"] = raw.pop("pretrain_temperature")
         return hashlib.sha1(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:10]
 
+    def folder(self, home: Path) -> Path:
+        """Where this model is cached under the home folder (``model.ensure_tiny_model`` makes it)."""
+        return home / "models" / f"tiny-{self.key()}"
+
+    def is_cached(self, home: Path) -> bool:
+        return (self.folder(home) / "xstilts_pretrain.json").exists()
+
 
 class StageConfig(BaseModel):
     """One explicit stage: ``steps`` phase-1 steps drawn from ``mixture`` (component -> rate);
@@ -100,10 +116,12 @@ class TrialConfig(BaseModel):
     benchmark: Literal["synth", "xtreme"] = "synth"
     data_seed: int = 0
     data_dir: str | None = None
-    model: str = "tiny"  # "tiny", a hub name (xlm-roberta-base) or a local checkpoint folder
+    # "tiny" (synth only), a hub name (xlm-roberta-base) or a local checkpoint folder
+    model: str = Field("tiny", validate_default=True)
     tiny: TinyModelSpec = Field(default_factory=TinyModelSpec)
     target_tasks: list[str] = Field(default_factory=lambda: ["xnli"])
-    eval_languages: list[str] | None = None  # None: every language of the benchmark
+    # None: every language of each target task (``TrialConfig.languages``); a list: those of them each task has
+    eval_languages: list[str] | None = None
     eval_max_examples: int | None = None  # cap per language and split (reduced fidelity)
     # also score each target's ``test_clean`` split where it has one (synth: items none of whose
     # content words is English), logged as ``test_clean/zero_shot/<task>/<lang>``
@@ -177,20 +195,67 @@ class TrialConfig(BaseModel):
                 raise ValueError(f"unknown target task {t!r}; known: {', '.join(known)}")
         return v
 
+    @field_validator("model")
+    @classmethod
+    def _model_fits_benchmark(cls, v: str, info: ValidationInfo) -> str:
+        if v == "tiny" and info.data.get("benchmark", "synth") != "synth":
+            raise ValueError("'tiny' is made from the synth corpora and knows no real language: with benchmark "
+                             "'xtreme' name a real checkpoint (xlm-roberta-base, xlm-roberta-large or a folder)")
+        return v
+
+    @field_validator("eval_languages")
+    @classmethod
+    def _languages_exist(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        bench, targets = info.data.get("benchmark"), info.data.get("target_tasks")
+        if v is None or bench is None or targets is None:
+            return v
+        known = sorted({lang for t in targets for lang in task_languages(bench, t)})
+        unknown = [lang for lang in v if lang not in known and lang != "en"]  # English: scored wherever it exists
+        if unknown:
+            raise ValueError(f"unknown language(s) {unknown} for {', '.join(targets)} on benchmark {bench!r}; "
+                             f"allowed: {', '.join(known)}")
+        left_out = {"en", *control_languages(bench)}
+        for t in targets:
+            if not [lang for lang in v if lang in task_languages(bench, t) and lang not in left_out]:
+                raise ValueError(f"{t} has none of {v} but {' and '.join(sorted(left_out))}, which the objective "
+                                 f"leaves out: its zero-shot score would be empty (its languages: "
+                                 f"{', '.join(task_languages(bench, t))})")
+        return v
+
+    @field_validator("translate_train_languages")
+    @classmethod
+    def _translate_train_exists(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        bench, targets = info.data.get("benchmark"), info.data.get("target_tasks")
+        if not v or bench is None or targets is None:
+            return v
+        if "en" in v:
+            raise ValueError("English is always trained on; list other languages")
+        trained = [t for t in targets if task_info(t).family != "retrieval"]
+        missing = [t for t in trained if not task_languages(bench, t, "translate_train")]
+        if missing:
+            have = sorted(t for t in TARGET_TASKS if task_languages(bench, t, "translate_train"))
+            where = "" if bench == "synth" else f" on benchmark {bench!r}"
+            raise ValueError(f"no translate-train data for {', '.join(missing)}{where} (tasks that have it: "
+                             f"{', '.join(have) or 'none'})")
+        for t in trained:
+            have_langs = task_languages(bench, t, "translate_train")
+            absent = [lang for lang in v if lang not in have_langs]
+            if absent:
+                raise ValueError(f"{t} has no translate-train data in {absent} (it has: {', '.join(have_langs)})")
+        return v
+
     @model_validator(mode="after")
-    def _translate_train_exists(self) -> TrialConfig:
+    def _clean_split_exists(self) -> TrialConfig:
         if self.eval_clean and self.benchmark != "synth":
             raise ValueError("eval_clean: clean test items (no English content word) exist only in synth")
-        if self.translate_train_languages:
-            if "en" in self.translate_train_languages:
-                raise ValueError("translate_train_languages: English is always trained on; list other languages")
-            missing = [t for t in self.target_tasks
-                       if TASKS[t].family != "retrieval" and "translate_train" not in TASKS[t].splits]
-            if missing:
-                have = sorted(n for n, i in TASKS.items() if "translate_train" in i.splits)
-                raise ValueError(f"translate_train_languages: no translate-train data for {', '.join(missing)} "
-                                 f"(tasks that have it: {', '.join(have)})")
         return self
+
+    def languages(self, task: str, split: str) -> list[str]:
+        """The languages ``task`` is scored in on ``split`` (dev, test, test_clean): ``eval_languages``
+        (default: every language of the task) that the task has in that split, English first."""
+        have = task_languages(self.benchmark, task, split)
+        others = [lang for lang in (self.eval_languages or have) if lang in have and lang != "en"]
+        return ["en", *others] if "en" in have else others  # English is always scored where the task has it
 
     @model_validator(mode="after")
     def _schedule_consistent(self) -> TrialConfig:

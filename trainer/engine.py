@@ -3,12 +3,20 @@
 Each trial process gets its own ``MASTER_PORT`` (a free port picked at start), because
 DeepSpeed's default 29500 collides when several trials share a host. On this machine the
 CPU accelerator with gloo is used; on a GPU host DeepSpeed picks CUDA by itself.
+
+On the CPU accelerator the first engine JIT-builds DeepSpeed's shared-memory collectives op
+(``deepspeed_shm_comm``, C++ with g++ and ninja: about 85 s on 2 cores) into
+``TORCH_EXTENSIONS_DIR``; ``ensure_deepspeed_op`` builds it ahead, with progress, so no trial waits.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,7 +24,10 @@ import torch
 from .model import lr_lambda
 from .ports import free_port
 
-__all__ = ["init_distributed", "build_engine", "ds_config", "world", "bf16_supported", "engine_step"]
+__all__ = ["init_distributed", "build_engine", "ds_config", "world", "bf16_supported", "engine_step",
+           "DEEPSPEED_CPU_OP", "deepspeed_op_file", "ensure_deepspeed_op"]
+
+DEEPSPEED_CPU_OP = "deepspeed_shm_comm"  # what DeepSpeed's CPU accelerator JIT-builds at its first engine
 
 
 def init_distributed() -> None:
@@ -101,3 +112,48 @@ def engine_step(engine: Any) -> None:
     if clip and engine.is_gradient_accumulation_boundary():
         torch.nn.utils.clip_grad_norm_(engine.module.parameters(), clip)
     engine.step()
+
+
+def deepspeed_op_file() -> Path | None:
+    """Where the JIT-built CPU op lives (``TORCH_EXTENSIONS_DIR`` or torch's default), or None when
+    this host needs none (an accelerator other than the CPU)."""
+    if torch.cuda.is_available() or os.environ.get("DS_ACCELERATOR", "cpu") != "cpu":
+        return None
+    from torch.utils.cpp_extension import _get_build_directory
+
+    return Path(_get_build_directory(DEEPSPEED_CPU_OP, verbose=False)) / f"{DEEPSPEED_CPU_OP}.so"
+
+
+def ensure_deepspeed_op(log: Callable[[str], None] = print, every: float = 15.0) -> str:
+    """Build DeepSpeed's CPU op unless it is built, logging progress every ``every`` seconds; returns
+    what was found or done. Raises ``RuntimeError`` (one line) when it cannot be built."""
+    so = deepspeed_op_file()
+    if so is None:
+        return "no JIT-built op needed on this accelerator"
+    if so.exists():
+        return f"{DEEPSPEED_CPU_OP} built ({so})"
+    import deepspeed.ops
+    from deepspeed.accelerator import get_accelerator
+
+    builder = get_accelerator().create_op_builder("ShareMemCommBuilder")
+    if builder is None or not deepspeed.ops.__compatible_ops__.get(builder.NAME, False):
+        return f"{DEEPSPEED_CPU_OP} not used on this host (DeepSpeed falls back to gloo)"
+    log(f"[xstilts] building DeepSpeed's CPU op {DEEPSPEED_CPU_OP} into {so.parent} (once; ~85 s on 2 cores, "
+        "needs g++) ...")
+    t0, done = time.perf_counter(), threading.Event()
+
+    def heartbeat() -> None:
+        while not done.wait(every):
+            log(f"[xstilts]   still compiling {DEEPSPEED_CPU_OP}: {time.perf_counter() - t0:.0f}s")
+
+    threading.Thread(target=heartbeat, daemon=True).start()
+    try:
+        builder.load(verbose=False)
+    except Exception as e:  # noqa: BLE001 - a compiler or ninja failure of any kind is one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RuntimeError(f"DeepSpeed's CPU op {DEEPSPEED_CPU_OP} could not be built into {so.parent} (it needs "
+                           f"g++ and ninja): {first}") from None
+    finally:
+        done.set()
+    log(f"[xstilts] {DEEPSPEED_CPU_OP} built in {time.perf_counter() - t0:.0f}s")
+    return f"{DEEPSPEED_CPU_OP} built now ({so})"

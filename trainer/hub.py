@@ -12,7 +12,12 @@ Tatoeba that is the hub's ``validation``). Targets are zero-shot: their English 
 the dataset XTREME trains on, *in that dataset's schema* — ``xnli`` train is ``glue/mnli``
 train (premise, hypothesis, label, idx), ``xquad``/``mlqa`` train is SQuAD v1.1 train.
 ANLI's ``train``/``dev``/``test`` are round 3 (``train_r3``/``dev_r3``/``test_r3``); the
-other rounds are reachable by their own names.
+other rounds are reachable by their own names. ``translate_train`` is mapped where the hub has
+it: PAWS-X's non-English ``train`` split is the machine-translated English train set.
+
+Every record is checked against its task's schema (``tasks.TaskInfo.schema``) as it is read:
+a bad row is a ``records.RecordError`` naming the file and line or row, the field, the value
+and what is allowed; a language without rows is one too.
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ from __future__ import annotations
 import glob
 import os
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlparse
+
+from .records import RecordError, check_records, read_file, require_rows
+from .tasks import task_info
 
 __all__ = [
     "DataNotFoundError",
@@ -35,11 +44,15 @@ __all__ = [
     "TATOEBA_LANGUAGES",
     "TYDIQA_LANGUAGES",
     "load_hub",
+    "hub_languages",
+    "hub_unavailable",
+    "SYNTH_HINT",
 ]
 
 DATA_DIR_ENV = "XSTILTS_DATA_DIR"
 HUB_TIMEOUT_ENV = "XSTILTS_HUB_TIMEOUT"  # seconds for the hub reachability probe (default 3)
 XTREME = "google/xtreme"
+SYNTH_HINT = "To run without real data, set `benchmark: synth` in the trial config (a space's `trial:` block)."
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -58,18 +71,24 @@ class HubSource:
     config: str | None  # config name; "{lang}" is replaced by the dataset's language code
     splits: Mapping[str, str] = field(hash=False)  # accepted split name -> the hub's split name
     languages: tuple[str, ...]  # ISO 639-1 codes
-    fields: tuple[str, ...]  # record keys (the dataset's schema)
     lang_codes: Mapping[str, str] = field(default_factory=_ro, hash=False)  # ISO code -> dataset's code
     lang_filter: Literal["language", "id_prefix"] | None = None  # languages share one config
     english_train: str | None = None  # task whose train split XTREME trains this target on
     legacy_paths: tuple[str, ...] = ()  # older hub ids, also accepted as local folder names
     manual_download: str | None = None
+    # languages whose config lacks some of the hub's splits: ISO code -> the splits it has
+    only_splits: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     def code(self, lang: str) -> str:
         return self.lang_codes.get(lang, lang)
 
     def config_for(self, lang: str) -> str | None:
         return None if self.config is None else self.config.replace("{lang}", self.code(lang))
+
+    def has(self, split: str, lang: str) -> bool:
+        """Whether the hub has ``split`` (an accepted name) in ``lang``."""
+        hub_split = self.splits.get(split)
+        return hub_split is not None and hub_split in self.only_splits.get(lang, (hub_split,))
 
 
 def _splits(hub: tuple[str, ...], **aliases: str) -> Mapping[str, str]:
@@ -108,8 +127,6 @@ TYDIQA_LANGUAGES: Mapping[str, str] = _ro({
     "ru": "russian", "sw": "swahili", "te": "telugu",
 })  # fmt: skip
 
-_QA = ("id", "title", "context", "question", "answers")
-_PAIRS = ("source_sentence", "target_sentence", "source_lang", "target_lang")
 _EN = ("en",)
 _PANX_HELP = (
     "PAN-X (WikiANN) needs a manual download (the original XTREME loader does not fetch it): "
@@ -118,84 +135,84 @@ _PANX_HELP = (
     "turn panx_dataset/{lang}.tar.gz into records (tokens, ner_tags, langs) and put them at "
     "{where} (or copy the PAN-X.{lang} parquet files of google/xtreme there)."
 )
+_TEST_ONLY = ("test",)
 
 HUB_TASKS: dict[str, HubSource] = {
     # --- XTREME targets -------------------------------------------------------------
     "xnli": HubSource(
         XTREME, "XNLI", _splits(("validation", "test"), dev="validation"), _XNLI_LANGS,
-        ("language", "sentence1", "sentence2", "gold_label"),
         lang_filter="language", english_train="mnli", legacy_paths=("xtreme",),
     ),
-    "pawsx": HubSource(
-        XTREME, "PAWS-X.{lang}", _splits(("train", "validation", "test"), dev="validation"), _PAWSX_LANGS,
-        ("sentence1", "sentence2", "label"), legacy_paths=("xtreme",),
+    "pawsx": HubSource(  # a non-English PAWS-X "train" is XTREME's translate-train data
+        XTREME, "PAWS-X.{lang}",
+        _splits(("train", "validation", "test"), dev="validation", translate_train="train"), _PAWSX_LANGS,
+        legacy_paths=("xtreme",),
     ),
     "panx": HubSource(
         XTREME, "PAN-X.{lang}", _splits(("train", "validation", "test"), dev="validation"), _PANX_LANGS,
-        ("tokens", "ner_tags", "langs"), legacy_paths=("xtreme",), manual_download=_PANX_HELP,
+        legacy_paths=("xtreme",), manual_download=_PANX_HELP,
     ),
-    "udpos": HubSource(
+    "udpos": HubSource(  # four treebanks have no validation split (three no train split either)
         XTREME, "udpos.{lang}", _splits(("train", "validation", "test"), dev="validation"),
-        tuple(UDPOS_LANGUAGES), ("tokens", "pos_tags"), lang_codes=UDPOS_LANGUAGES, legacy_paths=("xtreme",),
+        tuple(UDPOS_LANGUAGES), lang_codes=UDPOS_LANGUAGES, legacy_paths=("xtreme",),
+        only_splits=MappingProxyType({"kk": ("train", "test"), "tl": _TEST_ONLY, "th": _TEST_ONLY,
+                                      "yo": _TEST_ONLY}),
     ),
     "xquad": HubSource(
-        XTREME, "XQuAD.{lang}", _splits(("validation",), test="validation"), _XQUAD_LANGS, _QA,
+        XTREME, "XQuAD.{lang}", _splits(("validation",), test="validation"), _XQUAD_LANGS,
         english_train="squad", legacy_paths=("xtreme",),
     ),
     "mlqa": HubSource(
-        XTREME, "MLQA.{lang}.{lang}", _splits(("validation", "test"), dev="validation"), _MLQA_LANGS, _QA,
+        XTREME, "MLQA.{lang}.{lang}", _splits(("validation", "test"), dev="validation"), _MLQA_LANGS,
         english_train="squad", legacy_paths=("xtreme",),
     ),
     "tydiqa": HubSource(
-        XTREME, "tydiqa", _splits(("train", "validation"), test="validation"), tuple(TYDIQA_LANGUAGES), _QA,
+        XTREME, "tydiqa", _splits(("train", "validation"), test="validation"), tuple(TYDIQA_LANGUAGES),
         lang_codes=TYDIQA_LANGUAGES, lang_filter="id_prefix", legacy_paths=("xtreme",),
     ),
     "bucc": HubSource(
-        XTREME, "bucc18.{lang}", _splits(("validation", "test"), dev="validation"), _BUCC_LANGS, _PAIRS,
+        XTREME, "bucc18.{lang}", _splits(("validation", "test"), dev="validation"), _BUCC_LANGS,
         legacy_paths=("xtreme",),
     ),
     "tatoeba": HubSource(
         XTREME, "tatoeba.{lang}", _splits(("validation",), test="validation"), tuple(TATOEBA_LANGUAGES),
-        _PAIRS, lang_codes=TATOEBA_LANGUAGES, legacy_paths=("xtreme",),
+        lang_codes=TATOEBA_LANGUAGES, legacy_paths=("xtreme",),
     ),
     # --- English intermediate tasks -------------------------------------------------
     "mnli": HubSource(
         "nyu-mll/glue", "mnli",
         _splits(("train", "validation_matched", "validation_mismatched", "test_matched", "test_mismatched"),
                 dev="validation_matched", validation="validation_matched"),
-        _EN, ("premise", "hypothesis", "label", "idx"), legacy_paths=("glue",),
+        _EN, legacy_paths=("glue",),
     ),
     "qqp": HubSource(
         "nyu-mll/glue", "qqp", _splits(("train", "validation", "test"), dev="validation"), _EN,
-        ("question1", "question2", "label", "idx"), legacy_paths=("glue",),
+        legacy_paths=("glue",),
     ),
     "sst2": HubSource(
         "nyu-mll/glue", "sst2", _splits(("train", "validation", "test"), dev="validation"), _EN,
-        ("sentence", "label", "idx"), legacy_paths=("glue",),
+        legacy_paths=("glue",),
     ),
     "anli": HubSource(
         "facebook/anli", "plain_text",
         _splits(tuple(f"{s}_r{r}" for r in (1, 2, 3) for s in ("train", "dev", "test")),
                 train="train_r3", dev="dev_r3", validation="dev_r3", test="test_r3"),
-        _EN, ("uid", "premise", "hypothesis", "label", "reason"), legacy_paths=("anli",),
+        _EN, legacy_paths=("anli",),
     ),
     "squad": HubSource(
-        "rajpurkar/squad", "plain_text", _splits(("train", "validation"), dev="validation"), _EN, _QA,
+        "rajpurkar/squad", "plain_text", _splits(("train", "validation"), dev="validation"), _EN,
         legacy_paths=("squad",),
     ),
     "hellaswag": HubSource(
         "Rowan/hellaswag", None, _splits(("train", "validation", "test"), dev="validation"), _EN,
-        ("ind", "activity_label", "ctx_a", "ctx_b", "ctx", "endings", "source_id", "split", "split_type",
-         "label"),
         legacy_paths=("hellaswag",),
     ),
     "cosmosqa": HubSource(
         "allenai/cosmos_qa", None, _splits(("train", "validation", "test"), dev="validation"), _EN,
-        ("id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label"),
         legacy_paths=("cosmos_qa",),
     ),
     "ccg": HubSource(
-        "ccgbank", None, _splits(("train", "validation", "test"), dev="validation"), _EN, ("tokens", "ccg_tags"),
+        "ccgbank", None, _splits(("train", "validation", "test"), dev="validation"), _EN,
         manual_download=(
             "CCG supertagging (X-STILTs' CCG task) is CCGbank, licensed by the LDC (LDC2005T13), not on the "
             "hub: convert it to records (tokens, ccg_tags) and put them at {where}."
@@ -203,9 +220,20 @@ HUB_TASKS: dict[str, HubSource] = {
     ),
     "commonsenseqa": HubSource(
         "tau/commonsense_qa", None, _splits(("train", "validation", "test"), dev="validation"), _EN,
-        ("id", "question", "question_concept", "choices", "answerKey"), legacy_paths=("commonsense_qa",),
+        legacy_paths=("commonsense_qa",),
     ),
 }
+
+
+def hub_languages(task: str, split: str | None = None) -> tuple[str, ...]:
+    """The languages of ``task`` on the hub; with ``split`` (ours or the hub's name), only those that
+    have it (a zero-shot target's ``train`` is English)."""
+    src = HUB_TASKS[task]
+    if split is None:
+        return src.languages
+    if split == "train" and "train" not in src.splits and src.english_train:
+        return _EN
+    return tuple(lang for lang in src.languages if src.has(split, lang))
 
 
 def _truthy(value: str | None) -> bool:
@@ -242,22 +270,31 @@ def _find_local(dirs: list[Path], split: str) -> list[str]:
     return []
 
 
-def _rows(ds: Any) -> list[dict[str, Any]]:
-    import datasets
+def _load_files(files: list[str], task: str, split: str) -> list[dict[str, Any]]:
+    """The records of local files, every one checked against the task's schema (one
+    ``RecordError`` lists the problems of all the files)."""
+    schema = task_info(task).schema.for_split(split)
+    rows: list[dict[str, Any]] = []
+    errors: list[RecordError] = []
+    for f in files:
+        items, unit, bad = read_file(f)
+        try:
+            rows += check_records(items, schema, f, unit, bad, f"{task} records")
+        except RecordError as e:
+            errors.append(e)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise RecordError(f"invalid {task} records in {len(errors)} files:",
+                          [f"{e.header} {p}" for e in errors for p in e.problems])
+    return rows
 
-    if not isinstance(ds, datasets.Dataset):
-        raise TypeError(f"expected a datasets.Dataset, got {type(ds).__name__}")
-    return list(ds.to_list())
+
+_PROBES: dict[tuple[str, int], tuple[float, str | None]] = {}  # (host, port) -> (when, why unreachable)
+_PROBE_TTL_S = 60.0  # a probe's answer is reused this long: a preflight asks once, not once per file
 
 
-def _load_files(files: list[str]) -> list[dict[str, Any]]:
-    import datasets
-
-    builder = "parquet" if files[0].endswith(".parquet") else "json"
-    return _rows(datasets.load_dataset(builder, data_files={"train": files}, split="train"))
-
-
-def _hub_unavailable() -> str | None:
+def hub_unavailable() -> str | None:
     """Why the hub should not be tried now, or None (fails fast instead of retrying for ~30 s)."""
     import datasets
 
@@ -267,26 +304,36 @@ def _hub_unavailable() -> str | None:
         return "skipped: HF_HUB_OFFLINE is set"
     url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    when, why = _PROBES.get((host, port), (-_PROBE_TTL_S, None))
+    if time.monotonic() - when < _PROBE_TTL_S:
+        return why
     try:
         timeout = float(os.environ.get(HUB_TIMEOUT_ENV) or 3.0)
         socket.create_connection((host, port), timeout=timeout).close()
+        why = None
     except (OSError, ValueError) as exc:
-        return f"skipped: {host}:{port} unreachable ({exc}); set HF_HUB_OFFLINE=1 to use the datasets cache"
-    return None
+        why = f"skipped: {host}:{port} unreachable ({exc}); set HF_HUB_OFFLINE=1 to use the datasets cache"
+    _PROBES[(host, port)] = (time.monotonic(), why)
+    return why
 
 
-def _load_from_hub(path: str, config: str | None, split: str) -> tuple[list[dict[str, Any]] | None, str]:
+def _load_from_hub(task: str, path: str, config: str | None, split: str
+                   ) -> tuple[list[dict[str, Any]] | None, str]:
     call = f"datasets.load_dataset({path!r}, {config!r}, split={split!r})"
-    why = _hub_unavailable()
+    why = hub_unavailable()
     if why:
         return None, f"{call}: {why}"
     import datasets
 
     try:
-        return _rows(datasets.load_dataset(path, config, split=split)), call
+        ds = datasets.load_dataset(path, config, split=split)
     except Exception as exc:  # noqa: BLE001 - any hub failure becomes DataNotFoundError below
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return None, f"{call}: {type(exc).__name__}: {first}"
+    if not isinstance(ds, datasets.Dataset):
+        raise TypeError(f"expected a datasets.Dataset, got {type(ds).__name__}")
+    schema = task_info(task).schema.for_split(split)
+    return check_records(enumerate(ds.to_list()), schema, f"the hub's {call}", "row", (), f"{task} records"), call
 
 
 def _filter(src: HubSource, rows: list[dict[str, Any]], lang: str) -> list[dict[str, Any]]:
@@ -307,8 +354,9 @@ def load_hub(
 ) -> list[dict[str, Any]]:
     """Records of ``task``/``split`` in ``lang``, in the real dataset's schema.
 
-    Raises ``ValueError`` for an unknown task, split or language and
-    ``DataNotFoundError`` when neither the local folder nor the hub has the data.
+    Raises ``ValueError`` for an unknown task, split or language, ``DataNotFoundError`` when
+    neither the local folder nor the hub has the data, and ``records.RecordError`` for records
+    that break the task's schema or a language without rows.
     """
     src = HUB_TASKS.get(task)
     if src is None:
@@ -325,18 +373,21 @@ def load_hub(
         allowed = sorted({*src.splits, *(("train",) if src.english_train else ())})
         raise ValueError(f"task {task!r} has no split {split!r}; allowed: {', '.join(allowed)}")
     hub_split, config = src.splits[split], src.config_for(lang)
+    if not src.has(split, lang):
+        raise DataNotFoundError(f"task {task!r} has no split {hub_split!r} in language {lang!r}: the hub's "
+                                f"{config} has only {', '.join(src.only_splits[lang])}")
 
     root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
     dirs = _local_dirs(Path(root).expanduser(), src, config) if root is not None else []
     files = _find_local(dirs, hub_split)
     if files:
-        rows = _load_files(files)
+        rows, where = _load_files(files, task, hub_split), ", ".join(files)
     else:
-        loaded, tried = _load_from_hub(src.path, config, hub_split)
+        loaded, where = _load_from_hub(task, src.path, config, hub_split)
         if loaded is None:
-            raise DataNotFoundError(_not_found(task, src, lang, config, hub_split, root, dirs, tried))
+            raise DataNotFoundError(_not_found(task, src, lang, config, hub_split, root, dirs, where))
         rows = loaded
-    return _filter(src, rows, lang)
+    return require_rows(_filter(src, rows, lang), task, hub_split, lang, where)
 
 
 def _not_found(
@@ -357,5 +408,5 @@ def _not_found(
     if src.manual_download:
         where = dirs[0] / f"{split}.parquet" if dirs else f"<data_dir>/{src.path}/{config}/{split}.parquet"
         lines.append(src.manual_download.format(lang=src.code(lang), where=where))
-    lines.append("To run without real data, use `--benchmark synth`.")
+    lines.append(SYNTH_HINT)
     return "\n".join(lines)

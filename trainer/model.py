@@ -27,7 +27,7 @@ from .config import TinyModelSpec
 
 __all__ = [
     "ensure_tiny_model", "load_pretrained", "MultiTaskModel", "ClassificationHead",
-    "MultipleChoiceHead", "SpanHead", "TokenHead", "make_head",
+    "MultipleChoiceHead", "SpanHead", "TokenHead", "make_head", "ModelNotFoundError", "local_model_folder",
 ]
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3; <mask> follows
@@ -70,8 +70,8 @@ def ensure_tiny_model(home: Path, spec: TinyModelSpec | None = None, *,
                       log: Callable[[str], None] = print) -> Path:
     """Make (once) and return the folder of the tokenizer + MLM-pretrained tiny model."""
     spec = spec or TinyModelSpec()
-    out = home / "models" / f"tiny-{spec.key()}"
-    if (out / "xstilts_pretrain.json").exists():
+    out = spec.folder(home)
+    if spec.is_cached(home):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_name(out.name + ".lock"), "w") as lock:
@@ -176,10 +176,29 @@ def pad(rows: list[list[int]], pad_id: int = 1) -> tuple[torch.Tensor, torch.Ten
     return ids, attn
 
 
+class ModelNotFoundError(FileNotFoundError):
+    """A ``model:`` that names a local folder which does not exist (one line, not the hub's error chain)."""
+
+
+def local_model_folder(name: str | Path) -> Path | None:
+    """The folder ``name`` names, or None for a hub name (``xlm-roberta-base``, ``org/model``): a
+    path that exists, is absolute, starts with ``.`` or ``~``, or has more than one ``/``."""
+    text = str(name)
+    p = Path(text).expanduser()
+    if p.exists() or p.is_absolute() or text.startswith((".", "~")) or text.count("/") > 1:
+        return p
+    return None
+
+
 def load_pretrained(name_or_path: str | Path) -> tuple[Any, Any]:
-    """(tokenizer, XLMRobertaForMaskedLM) from a local folder or a hub name."""
+    """(tokenizer, XLMRobertaForMaskedLM) from a local folder or a hub name; a local folder that does
+    not exist is a ``ModelNotFoundError`` naming it."""
     from transformers import AutoTokenizer, XLMRobertaForMaskedLM
 
+    folder = local_model_folder(name_or_path)
+    if folder is not None and not folder.is_dir():
+        raise ModelNotFoundError(f"model: {folder} is not a folder (no such checkpoint); give a local folder with "
+                                 "config.json and the tokenizer files, or a hub name such as xlm-roberta-base")
     tok = AutoTokenizer.from_pretrained(str(name_or_path))
     mlm = XLMRobertaForMaskedLM.from_pretrained(str(name_or_path))
     return tok, mlm

@@ -39,7 +39,7 @@ from .mixture import (
 )
 
 __all__ = ["Stage", "Schedule", "ScheduleSampler", "rates_over_steps", "format_rates", "plot_schedule", "CURVES",
-           "task_mixture", "phase1_mixture", "phase1_schedule"]
+           "task_mixture", "phase1_mixture", "phase1_schedule", "phase1_tasks", "phase1_uses_mlm"]
 
 CURVES = ("linear", "cosine")
 
@@ -124,6 +124,20 @@ class Schedule:
 
 
 # --- a trial's phase-1 schedule, from its config --------------------------------------------------
+
+
+def phase1_tasks(cfg: TrialConfig) -> list[str]:
+    """The intermediate tasks phase 1 may draw (a positive ratio or a stage's positive rate), sorted:
+    the trainer loads their train splits."""
+    stages = {t for s in cfg.stages or [] for t, r in s.mixture.items() if r > 0 and t != MLM}
+    return sorted({t for t, r in cfg.intermediate.items() if r > 0} | stages)
+
+
+def phase1_uses_mlm(cfg: TrialConfig) -> bool:
+    """Whether phase 1 draws multilingual MLM, and so needs the monolingual corpora."""
+    share = (cfg.multilingual_share > 0 or (cfg.schedule == "annealed" and cfg.multilingual_share_start > 0)
+             or any(s.mixture.get(MLM, 0) > 0 for s in cfg.stages or []))
+    return share and cfg.intermediate_steps > 0 and cfg.schedule != "sequential"
 
 
 def task_mixture(cfg: TrialConfig, sizes: dict[str, int] | None = None) -> dict[str, float]:

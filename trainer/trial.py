@@ -7,8 +7,10 @@
                      component per step; every ``probe_every`` steps a probe (a short English target
                      fine-tune of a copy, scored zero-shot) reported with a checkpoint
     run_target       phase 2: English fine-tuning on the target task(s); every ``eval_every`` steps a
-                     zero-shot evaluation in every language, reported through ``report`` with a checkpoint
-    finish           test-set evaluation in every language; results reported, returned (and written)
+                     zero-shot evaluation in every language of each target (``TrialConfig.languages``),
+                     reported through ``report`` with a checkpoint
+    finish           test-set evaluation in every language; results reported, returned (and written);
+                     if the test phase fails, the dev results are reported and written first (partial)
 
     TrialConfig ─► setup ─► run_intermediate ─► run_target ─► finish ─► report(final) / results.json
                               │  probe(step)       │  evaluate("dev")    evaluate("test")
@@ -52,14 +54,21 @@ from .checkpoints import (
     save_checkpoint,
 )
 from .config import TrialConfig, TrialRuntime
-from .data import benchmark_languages, load_records, synth_benchmark
+from .data import control_languages, load_records, synth_benchmark
 from .engine import build_engine, engine_step, world
 from .families import Encoded, collate, encode, evaluate
-from .home import home
+from .home import home, use_home_torch_extensions
 from .mixture import Mixture, MixtureSampler, temperature_rates, unimax_rates
 from .model import MultiTaskModel, ensure_tiny_model, load_pretrained, mask_tokens, pad
-from .names import TRIAL_DONE
-from .schedule import Schedule, ScheduleSampler, phase1_mixture, phase1_schedule
+from .names import TRIAL_DONE, TRIAL_PARTIAL
+from .schedule import (
+    Schedule,
+    ScheduleSampler,
+    phase1_mixture,
+    phase1_schedule,
+    phase1_tasks,
+    phase1_uses_mlm,
+)
 from .streams import BatchStream, as_random_state
 from .tasks import task_info
 
@@ -93,14 +102,6 @@ def run_trial(cfg: TrialConfig, report: Report | None = None, *, runtime: TrialR
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _uses_mlm(cfg: TrialConfig) -> bool:
-    """Whether phase 1 may draw multilingual MLM steps."""
-    if cfg.intermediate_steps == 0 or cfg.schedule == "sequential":
-        return False
-    return (cfg.multilingual_share > 0 or (cfg.schedule == "annealed" and cfg.multilingual_share_start > 0)
-            or any(s.mixture.get("mlm", 0) > 0 for s in (cfg.stages or [])))
 
 
 @dataclass
@@ -153,11 +154,12 @@ class TrialRecipe:
             torch.set_num_threads(self.rt.threads)
         torch.manual_seed(cfg.seed)
         self.root = home(self.rt.home)
+        use_home_torch_extensions(self.root)  # DeepSpeed's ops build here unless TORCH_EXTENSIONS_DIR is set
         self.rank, self.world_size = world()
         mlm = self._load_encoder()
-        self._set_languages()
+        self.controls = control_languages(cfg.benchmark)  # scored, never part of the objective
         sizes = self._intermediate_streams()
-        if _uses_mlm(cfg):
+        if phase1_uses_mlm(cfg):
             sizes["mlm"] = self._mlm_streams()
         self.schedule = phase1_schedule(cfg, sizes)
         self.mix = phase1_mixture(cfg, sizes) if self.schedule is not None else Mixture()
@@ -179,17 +181,6 @@ class TrialRecipe:
         self.tok, mlm = load_pretrained(self.model_path)
         return mlm
 
-    def _set_languages(self) -> None:
-        cfg = self.cfg
-        if cfg.benchmark == "synth":
-            langs, controls = benchmark_languages("synth", str(self.root), cfg.data_seed)
-        else:
-            langs, controls = list(cfg.eval_languages or ["en"]), []
-        self.eval_langs = list(cfg.eval_languages or langs)
-        if "en" not in self.eval_langs:
-            self.eval_langs.insert(0, "en")
-        self.obj_langs = objective_languages(self.eval_langs, controls)
-
     def _encode(self, task: str, split: str, lang: str = "en", cap: int | None = None) -> Encoded:
         cfg = self.cfg
         rows = load_records(cfg.benchmark, task, split, lang, home=str(self.root), seed=cfg.data_seed,
@@ -199,9 +190,7 @@ class TrialRecipe:
     def _intermediate_streams(self) -> dict[str, int]:
         """A stream for every task the schedule may draw; their train sizes (for the rate functions)."""
         cfg = self.cfg
-        self.intermediate_tasks = sorted(
-            {t for t, r in cfg.intermediate.items() if r > 0}
-            | {t for s in (cfg.stages or []) for t, r in s.mixture.items() if r > 0 and t != "mlm"})
+        self.intermediate_tasks = phase1_tasks(cfg)
         for t in self.intermediate_tasks:
             self.streams[t] = BatchStream(self._encode(t, "train"), cfg.batch_size, f"{cfg.seed}-{t}")
         return {t: len(self.streams[t].data) for t in self.intermediate_tasks}
@@ -426,7 +415,7 @@ class TrialRecipe:
                 scores = self._score_task(net, t, split)
                 out.update({f"{prefix}en/{t}" if lang == "en" else f"{prefix}zero_shot/{t}/{lang}": s
                             for lang, s in scores.items()})
-                worst = min([worst, *(scores[lang] for lang in self.obj_langs)])
+                worst = min([worst, *self._objective_scores(scores)])
                 out[f"{prefix}zero_shot/{t}"] = self._objective_mean(scores)
                 per_task.append(out[f"{prefix}zero_shot/{t}"])
         out[f"{prefix}zero_shot/avg"] = statistics.fmean(per_task)
@@ -438,12 +427,11 @@ class TrialRecipe:
         return out
 
     def _score_task(self, net: MultiTaskModel, task: str, split: str) -> dict[str, float]:
-        """Scores of ``task`` on ``split`` per evaluation language."""
+        """Scores of ``task`` on ``split`` per evaluation language (``TrialConfig.languages``: by default
+        every language the task has in that split; retrieval pairs each with English, so not English)."""
         info = task_info(task)
         scores: dict[str, float] = {}
-        for lang in self.eval_langs:
-            if info.family == "retrieval" and lang == "en":
-                continue  # retrieval pairs a language with English
+        for lang in self.cfg.languages(task, split):
             state = self.eval_state.setdefault((task, lang), {})
             state["split"] = split
             scores[lang] = evaluate(net, info, self._eval_data(task, split, lang), self.tok.pad_token_id,
@@ -456,9 +444,13 @@ class TrialRecipe:
             self.eval_cache[key] = self._encode(task, split, lang, self.cfg.eval_max_examples)
         return self.eval_cache[key]
 
+    def _objective_scores(self, scores: dict[str, float]) -> list[float]:
+        """The scores of the objective languages: neither English nor a control."""
+        return [scores[lang] for lang in objective_languages(list(scores), list(self.controls))]
+
     def _objective_mean(self, scores: dict[str, float]) -> float:
         """The mean of ``scores`` over the objective languages (nan without any)."""
-        values = [scores[lang] for lang in self.obj_langs]
+        values = self._objective_scores(scores)
         return statistics.fmean(values) if values else float("nan")
 
     def _evaluate_clean(self) -> dict[str, float]:
@@ -470,7 +462,7 @@ class TrialRecipe:
                 continue
             scores = {lang: evaluate(self.model, info, self._eval_data(t, "test_clean", lang), self.tok.pad_token_id,
                                      layer=self.cfg.retrieval_layer)
-                      for lang in self.eval_langs if lang != "en"}
+                      for lang in self.cfg.languages(t, "test_clean") if lang != "en"}
             out.update({f"test_clean/zero_shot/{t}/{lang}": s for lang, s in scores.items()})
             out[f"test_clean/zero_shot/{t}"] = self._objective_mean(scores)
         return out
@@ -511,23 +503,46 @@ class TrialRecipe:
 
     def finish(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Test scores added to phase 2's last ``metrics``; the final report and ``results.json``
-        (rank 0); the result returned."""
-        final = {**metrics, **self.evaluate("test")}
-        self.times["eval_s"] = self.eval_s
-        self.times["trial_s"] = time.perf_counter() - self.t_start
-        final.update({f"time/{k}": round(v, 3) for k, v in self.times.items()})
-        final["train/first_loss"] = self.progress.first_loss
+        (rank 0); the result returned. When the test phase fails, what was measured is kept first:
+        the dev scores are reported (marked ``TRIAL_PARTIAL``) and written to ``results.json``
+        (``"partial": true`` and the error), then the error is raised: the trial fails with its reason."""
+        try:
+            test = self.evaluate("test")
+        except Exception as e:
+            self._keep_partial(metrics, e)
+            raise
+        final = self._with_times({**metrics, **test})
         final[TRIAL_DONE] = 1
         result = self._result(final)
         if self.rank == 0:
             self.report(final)
-            if self.rt.output_dir:
-                out_dir = Path(self.rt.output_dir)
-                out_dir.mkdir(parents=True, exist_ok=True)
-                (out_dir / "results.json").write_text(json.dumps(result, indent=2, default=str))
+            self._write_results(result)
         self.log(f"[trial] done in {self.times['trial_s']:.1f}s: zero_shot/avg {final['zero_shot/avg']:.3f} (dev), "
                  f"{final['test/zero_shot/avg']:.3f} (test); engine {self.engine_name}")
         return result
+
+    def _with_times(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        self.times["eval_s"] = self.eval_s
+        self.times["trial_s"] = time.perf_counter() - self.t_start
+        return {**metrics, **{f"time/{k}": round(v, 3) for k, v in self.times.items()},
+                "train/first_loss": self.progress.first_loss}
+
+    def _keep_partial(self, metrics: dict[str, Any], error: BaseException) -> None:
+        """The dev scores of a trial whose test phase failed: reported and written, marked partial."""
+        partial = self._with_times({**metrics, TRIAL_PARTIAL: 1})
+        why = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        if self.rank == 0:
+            self.report(partial)
+            self._write_results({**self._result(partial), "partial": True,
+                                 "error": f"the test phase failed: {why}"})
+        self.log(f"[trial] the test phase failed ({why}); the dev scores are kept, marked partial"
+                 + (f", in {Path(self.rt.output_dir) / 'results.json'}" if self.rt.output_dir else ""))
+
+    def _write_results(self, result: dict[str, Any]) -> None:
+        if self.rt.output_dir:
+            out_dir = Path(self.rt.output_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "results.json").write_text(json.dumps(result, indent=2, default=str))
 
     def _result(self, final: dict[str, Any]) -> dict[str, Any]:
         return {"metrics": final, "engine": self.engine_name, "model_path": str(self.model_path),

@@ -92,7 +92,6 @@ def test_zero_overhead_makespan_replays_the_trials_in_creation_order() -> None:
     assert zero_overhead_makespan([], 2) == 0.0
 
 
-@pytest.mark.slow
 def test_rung_predictiveness_ranks_early_values_against_final_ones() -> None:
     hist = [([0.1, 0.5, 0.9], [2.0, 3.0, 4.0]), ([0.2, 0.4, 0.8], [1.0, 3.0, 4.0]), ([0.3, 0.3, 0.7], [2.0, 2.0, 4.0]),
             ([0.9, 0.1], [1.0, 2.0])]  # a pruned trial's shorter history is left out
@@ -103,11 +102,15 @@ def test_rung_predictiveness_ranks_early_values_against_final_ones() -> None:
     assert rung_predictiveness(hist[:2]) == []  # too few trials to rank
 
 
-def test_bench_transfer_runs_end_to_end_at_smoke_size(tiny_home: Path) -> None:
-    from xstilts.search.bench_transfer import run
+@pytest.mark.slow
+def test_bench_transfer_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) -> None:
+    """``xstilts bench transfer --quick --json`` end to end, as a user runs it."""
+    from tests.conftest import run_cli
     from xstilts.trainer.tasks import INTERMEDIATE_TASKS, TARGET_TASKS
 
-    out = run(quick=True, home=str(tiny_home))
+    r = run_cli(["bench", "transfer", "--quick", "--json"], tiny_home, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)  # stdout is the JSON object alone; progress went to stderr
     assert set(out["zero_shot"]) == set(TARGET_TASKS)
     langs = [x for x in out["languages"] if x != "en"]
     for t, by_lang in out["zero_shot"].items():
@@ -126,9 +129,9 @@ def test_bench_transfer_runs_end_to_end_at_smoke_size(tiny_home: Path) -> None:
     assert out["seconds"]["trials"] == 7 * 1 + 2 + 1 + 1 + 2  # 7 trained targets, 2 retrieval, tt, base, 2 effects
     assert 0 < out["seconds"]["effect_trial_max"] <= out["seconds"]["per_trial_max"]
     assert out["seconds"]["default_trial"] > 0  # the default search's first point, timed on its own
-    json.dumps(out)  # the CLI prints it as one JSON object
 
 
+@pytest.mark.slow
 def test_bench_search_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) -> None:
     """``xstilts bench search --quick --json`` end to end: the real searches (its figures are
     measured by the full-size run, never in a test)."""

@@ -81,6 +81,56 @@ def test_invalid_values_are_rejected(kw: dict[str, Any], needle: str) -> None:
     assert needle in str(info.value)
 
 
+XT = {"benchmark": "xtreme", "model": "xlm-roberta-base"}
+
+
+@pytest.mark.parametrize(
+    ("kw", "key", "needle"),
+    [
+        ({"benchmark": "xtreme"}, "model", "'tiny' is made from the synth corpora"),
+        ({"benchmark": "xtreme", "model": "tiny"}, "model", "name a real checkpoint"),
+        ({**XT, "eval_languages": ["de", "xx"]}, "eval_languages",
+         "unknown language(s) ['xx'] for xnli on benchmark 'xtreme'; allowed: ar, bg, de"),
+        ({"eval_languages": ["en", "klingon"]}, "eval_languages", "unknown language(s) ['klingon']"),
+        ({**XT, "target_tasks": ["xnli", "pawsx"], "eval_languages": ["sw"]}, "eval_languages",
+         "pawsx has none of ['sw'] but en"),
+        ({"eval_languages": ["en", "xz"]}, "eval_languages", "xnli has none of ['en', 'xz'] but en and xz"),
+        ({**XT, "translate_train_languages": ["de"]}, "translate_train_languages",
+         "no translate-train data for xnli on benchmark 'xtreme' (tasks that have it: pawsx)"),
+        ({**XT, "target_tasks": ["pawsx"], "translate_train_languages": ["sw"]}, "translate_train_languages",
+         "pawsx has no translate-train data in ['sw'] (it has: de, es, fr, ja, ko, zh)"),
+    ],
+)
+def test_what_the_data_cannot_give_is_refused_at_load_naming_the_key(kw: dict[str, Any], key: str,
+                                                                      needle: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        TrialConfig(**kw)
+    (err,) = info.value.errors()
+    assert err["loc"] == (key,) and needle in err["msg"], err
+
+
+def test_unset_eval_languages_means_every_language_of_each_target() -> None:
+    c = TrialConfig(**XT, target_tasks=["xnli", "udpos", "tatoeba"])
+    assert len(c.languages("xnli", "test")) == 15 and c.languages("xnli", "test")[0] == "en"
+    assert "th" in c.languages("udpos", "test") and "th" not in c.languages("udpos", "dev")  # no Thai dev set
+    assert "en" not in c.languages("tatoeba", "test") and len(c.languages("tatoeba", "test")) == 35
+    synth = TrialConfig(target_tasks=["xnli", "bucc"])
+    assert synth.languages("xnli", "dev") == ["en", "xa", "xb", "xc", "xd", "xe", "xz"]
+    assert synth.languages("bucc", "dev") == ["xa", "xb", "xc", "xd", "xe", "xz"]
+    chosen = TrialConfig(**XT, target_tasks=["xnli", "pawsx"], eval_languages=["de", "sw"])
+    assert chosen.languages("xnli", "dev") == ["en", "de", "sw"] and chosen.languages("pawsx", "dev") == ["en", "de"]
+
+
+def test_english_may_be_listed_for_targets_without_it() -> None:
+    c = TrialConfig(target_tasks=["bucc", "tatoeba"], eval_languages=["en", "xa"])
+    assert c.languages("bucc", "test") == ["xa"]  # retrieval pairs a language with English: nothing to score
+
+
+def test_translate_train_on_the_hub_is_pawsx_translated_train() -> None:
+    c = TrialConfig(**XT, target_tasks=["pawsx", "tatoeba"], translate_train_languages=["de", "ja"])
+    assert c.translate_train_languages == ["de", "ja"]  # retrieval is never trained: nothing to translate
+
+
 def test_interleaved_with_a_share_is_valid() -> None:
     c = TrialConfig(intermediate={"mnli": 2, "sst2": 1}, schedule="interleaved", multilingual_share=0.3)
     assert c.intermediate == {"mnli": 2.0, "sst2": 1.0}  # ratios are kept as given (normalised later)

@@ -10,7 +10,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from xstilts.trainer.hub import HUB_TASKS, TATOEBA_LANGUAGES, UDPOS_LANGUAGES, DataNotFoundError, load_hub
+from xstilts.trainer.hub import (
+    HUB_TASKS,
+    TATOEBA_LANGUAGES,
+    UDPOS_LANGUAGES,
+    DataNotFoundError,
+    hub_languages,
+    load_hub,
+)
+from xstilts.trainer.records import RecordError
+from xstilts.trainer.tasks import task_info
 
 QA = {
     "id": "q1",
@@ -19,6 +28,7 @@ QA = {
     "question": "Who gave their name to Normandy?",
     "answers": {"answer_start": [0], "text": ["The Normans"]},
 }
+XQUAD = {k: v for k, v in QA.items() if k != "title"}  # google/xtreme XQuAD records carry no title
 
 # task -> (local folder under data_dir, file name, split asked for, language, records in the real schema)
 CASES: dict[str, tuple[str, str, str, str, list[dict[str, Any]]]] = {
@@ -34,7 +44,7 @@ CASES: dict[str, tuple[str, str, str, str, list[dict[str, Any]]]] = {
     "udpos": ("google/xtreme/udpos.German", "train-00000-of-00001.parquet", "train", "de", [
         {"tokens": ["Das", "Haus"], "pos_tags": [5, 7]},
     ]),
-    "xquad": ("google/xtreme/XQuAD.el", "validation-00000-of-00001.parquet", "test", "el", [QA]),
+    "xquad": ("google/xtreme/XQuAD.el", "validation-00000-of-00001.parquet", "test", "el", [XQUAD]),
     "tatoeba": ("google/xtreme/tatoeba.deu", "validation.parquet", "test", "de", [
         {"source_sentence": "Ich bin müde.", "target_sentence": "I am tired.", "source_lang": "deu",
          "target_lang": "eng"},
@@ -98,7 +108,7 @@ def test_local_records_round_trip(task: str, tmp_path: Path) -> None:
     write(tmp_path / "data" / folder / name, rows)
     got = load_hub(task, split, lang, data_dir=tmp_path / "data")
     assert got == rows
-    assert list(got[0]) == list(HUB_TASKS[task].fields)
+    assert list(got[0]) == list(task_info(task).schema.fields)  # every field of the real schema, in its order
 
 
 def test_xnli_keeps_only_the_requested_language(tmp_path: Path) -> None:
@@ -149,13 +159,14 @@ def test_missing_dataset_names_what_was_looked_for(tmp_path: Path) -> None:
     assert isinstance(info.value, FileNotFoundError)
     for part in ("google/xtreme", "PAWS-X.de", "'test'", str(tmp_path / "google/xtreme/PAWS-X.de"),
                  "test-*.parquet",
-                 "datasets.load_dataset('google/xtreme', 'PAWS-X.de', split='test')", "--benchmark synth"):
+                 "datasets.load_dataset('google/xtreme', 'PAWS-X.de', split='test')", "`benchmark: synth`"):
         assert part in msg, (part, msg)
-    assert msg.rstrip().endswith("use `--benchmark synth`.")
+    assert "--benchmark" not in msg  # no such option: the hint names the config key
+    assert msg.rstrip().endswith("set `benchmark: synth` in the trial config (a space's `trial:` block).")
 
 
 def test_missing_panx_says_it_needs_a_manual_download(tmp_path: Path) -> None:
-    with pytest.raises(DataNotFoundError, match="(?s)PAN-X.de.*manual.*AmazonPhotos.zip.*--benchmark synth"):
+    with pytest.raises(DataNotFoundError, match="(?s)PAN-X.de.*manual.*AmazonPhotos.zip.*`benchmark: synth`"):
         load_hub("panx", "train", "de", data_dir=tmp_path)
 
 
@@ -192,8 +203,126 @@ def test_ccg_reads_a_local_ccgbank_conversion_and_explains_the_licence(tmp_path:
 def test_load_records_asks_the_hub_for_the_datasets_own_split_names(tmp_path: Path) -> None:
     from xstilts.trainer.data import load_records
 
-    write(tmp_path / "google/xtreme/XQuAD.de/validation-00000-of-00001.parquet", [QA])
+    write(tmp_path / "google/xtreme/XQuAD.de/validation-00000-of-00001.parquet", [XQUAD])
     write(tmp_path / "rajpurkar/squad/plain_text/train.jsonl", [QA])
     for split in ("dev", "test"):  # XQuAD has one split: "validation"
-        assert load_records("xtreme", "xquad", split, "de", home=str(tmp_path), data_dir=str(tmp_path)) == [QA]
+        assert load_records("xtreme", "xquad", split, "de", home=str(tmp_path), data_dir=str(tmp_path)) == [XQUAD]
     assert load_records("xtreme", "xquad", "train", home=str(tmp_path), data_dir=str(tmp_path)) == [QA]
+
+
+# --- every record is checked against the real schema as it is read ------------------------------
+
+XNLI_DE = [{"language": "de", "sentence1": f"Satz {i}.", "sentence2": f"Satz {i}?", "gold_label": "neutral"}
+           for i in range(4)]
+
+
+def test_an_unknown_label_names_file_line_field_value_and_the_allowed_labels(tmp_path: Path) -> None:
+    rows = [*XNLI_DE[:2], {**XNLI_DE[2], "gold_label": "neutrall"}, XNLI_DE[3]]
+    path = write(tmp_path / "google/xtreme/XNLI/test.jsonl", rows)
+    with pytest.raises(RecordError) as info:
+        load_hub("xnli", "test", "de", data_dir=tmp_path)
+    msg = str(info.value)
+    assert str(path) in msg and "line 3: field 'gold_label'" in msg and "'neutrall'" in msg, msg
+    assert "allowed: 'entailment', 'neutral', 'contradiction'" in msg, msg
+
+
+def test_a_missing_field_in_parquet_names_the_row(tmp_path: Path) -> None:
+    rows = [XNLI_DE[0], {k: v for k, v in XNLI_DE[1].items() if k != "sentence2"}]
+    path = write(tmp_path / "google/xtreme/XNLI/test-00000-of-00001.parquet", rows)  # a null column cell
+    with pytest.raises(RecordError) as info:
+        load_hub("xnli", "test", "de", data_dir=tmp_path)
+    assert f"invalid xnli records in {path}" in str(info.value)
+    assert "row 1: field 'sentence2' is null (a missing value)" in str(info.value)
+
+
+def test_a_missing_field_in_json_lines_says_what_the_record_has(tmp_path: Path) -> None:
+    rows = [XNLI_DE[0], {k: v for k, v in XNLI_DE[1].items() if k != "sentence2"}]
+    write(tmp_path / "google/xtreme/XNLI/test.jsonl", rows)
+    with pytest.raises(RecordError, match=r"line 2: field 'sentence2' missing \(the record has: language, "
+                                          r"sentence1, gold_label\)"):
+        load_hub("xnli", "test", "de", data_dir=tmp_path)
+
+
+def test_a_truncated_json_line_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "google/xtreme/XNLI/test.jsonl"
+    write(path, XNLI_DE)
+    path.write_text(path.read_text()[:-30] + "\n")  # the last line cut short, as by a full disk
+    with pytest.raises(RecordError) as info:
+        load_hub("xnli", "test", "de", data_dir=tmp_path)
+    assert str(path) in str(info.value) and "line 4: not valid JSON" in str(info.value)
+
+
+def test_a_language_without_rows_names_task_split_and_language(tmp_path: Path) -> None:
+    write(tmp_path / "google/xtreme/XNLI/test.jsonl", XNLI_DE)
+    with pytest.raises(RecordError, match="no rows for task 'xnli', split 'test', language 'sw'"):
+        load_hub("xnli", "test", "sw", data_dir=tmp_path)
+
+
+def test_every_problem_is_listed_together_and_the_list_is_capped(tmp_path: Path) -> None:
+    rows = [{**XNLI_DE[0], "gold_label": f"label{i}"} for i in range(25)]
+    write(tmp_path / "google/xtreme/XNLI/test.jsonl", rows)
+    with pytest.raises(RecordError) as info:
+        load_hub("xnli", "test", "de", data_dir=tmp_path)
+    assert len(info.value.problems) == 25 and "(25 problems)" in str(info.value)
+    assert "line 10:" in str(info.value) and "line 11:" not in str(info.value)
+    assert str(info.value).endswith("... and 15 more")
+
+
+@pytest.mark.parametrize(("task", "folder", "row", "needle"), [
+    ("udpos", "google/xtreme/udpos.German", {"tokens": ["Das", "Haus"], "pos_tags": [5]},
+     "field 'pos_tags' has 1 items but tokens has 2"),
+    ("udpos", "google/xtreme/udpos.German", {"tokens": ["Das"], "pos_tags": [17]},
+     "field 'pos_tags' item 0: 17 is not a tag id; allowed: 0..16 (ADJ, ADP"),
+    ("panx", "google/xtreme/PAN-X.de", {"tokens": ["Berlin"], "ner_tags": [5], "langs": ["de", "de"]},
+     "field 'langs' has 2 items but tokens has 1"),
+    ("xquad", "google/xtreme/XQuAD.de", {**XQUAD, "answers": {"answer_start": [90], "text": ["The Normans"]}},
+     "answer_start 90 with text 'The Normans' lies outside the context (40 characters)"),
+    ("xquad", "google/xtreme/XQuAD.de", {**XQUAD, "answers": {"answer_start": [0, 4], "text": ["The"]}},
+     "answer_start has 2 items and text 1; they must pair up"),
+    ("pawsx", "google/xtreme/PAWS-X.de", {"sentence1": "a", "sentence2": "b", "label": 1},
+     "field 'label' 1 is not a label; allowed: '0', '1'"),
+], ids=["tags-length", "tag-id", "langs-length", "answer-outside", "answers-unpaired", "pawsx-int-label"])
+def test_cross_field_and_type_checks(task: str, folder: str, row: dict[str, Any], needle: str,
+                                     tmp_path: Path) -> None:
+    split = "validation" if task == "xquad" else "test"
+    write(tmp_path / folder / f"{split}.jsonl", [row])
+    with pytest.raises(RecordError) as info:
+        load_hub(task, split, "de", data_dir=tmp_path)
+    assert needle in str(info.value)
+
+
+def test_glue_test_labels_may_be_unlabelled_but_train_labels_may_not(tmp_path: Path) -> None:
+    row = {"sentence": "a fine film", "label": -1, "idx": 0}
+    write(tmp_path / "nyu-mll/glue/sst2/test.jsonl", [row])
+    write(tmp_path / "nyu-mll/glue/sst2/train.jsonl", [row])
+    assert load_hub("sst2", "test", data_dir=tmp_path) == [row]
+    with pytest.raises(RecordError, match=r"line 1: field 'label' -1 is not a label id; allowed: 0 \(negative\), "
+                                          r"1 \(positive\)"):
+        load_hub("sst2", "train", data_dir=tmp_path)
+
+
+def test_labels_map_through_the_datasets_own_label_sets(tmp_path: Path) -> None:
+    paws = [{"sentence1": "a", "sentence2": "b", "label": "1"}, {"sentence1": "a", "sentence2": "c", "label": "0"}]
+    write(tmp_path / "google/xtreme/PAWS-X.de/test.jsonl", paws)
+    info = task_info("pawsx")
+    assert [info.example(r)[2] for r in load_hub("pawsx", "test", "de", data_dir=tmp_path)] == [1, 0]
+    swag = {**CASES["hellaswag"][4][0], "label": ""}
+    write(tmp_path / "Rowan/hellaswag/test.jsonl", [swag])
+    assert task_info("hellaswag").example(load_hub("hellaswag", "test", data_dir=tmp_path)[0])[2] == -1
+
+
+def test_translate_train_maps_to_the_splits_the_hub_has(tmp_path: Path) -> None:
+    rows = [{"sentence1": "Er ging.", "sentence2": "Er ging gestern.", "label": "0"}]
+    write(tmp_path / "google/xtreme/PAWS-X.de/train.jsonl", rows)  # PAWS-X.de train: translated English train
+    assert load_hub("pawsx", "translate_train", "de", data_dir=tmp_path) == rows
+    with pytest.raises(ValueError, match="task 'xnli' has no split 'translate_train'; allowed: dev, test"):
+        load_hub("xnli", "translate_train", "de", data_dir=tmp_path)
+
+
+def test_treebanks_without_a_validation_split_are_known(tmp_path: Path) -> None:
+    assert "th" not in hub_languages("udpos", "dev") and "th" in hub_languages("udpos", "test")
+    assert "kk" in hub_languages("udpos", "train") and "yo" not in hub_languages("udpos", "train")
+    assert hub_languages("xnli", "train") == ("en",) and len(hub_languages("xnli")) == 15
+    with pytest.raises(DataNotFoundError, match="no split 'validation' in language 'th': the hub's udpos.Thai "
+                                                "has only test"):
+        load_hub("udpos", "dev", "th", data_dir=tmp_path)

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from xstilts.trainer.data import load_records
-from xstilts.trainer.hub import HUB_TASKS, DataNotFoundError
+from xstilts.trainer.hub import DataNotFoundError
+from xstilts.trainer.records import RecordError
 from xstilts.trainer.synth import (
     LANGUAGES,
     SYNTH_VERSION,
@@ -130,7 +131,7 @@ SCHEMA_CASES = [
 
 @pytest.mark.parametrize(("task", "split"), SCHEMA_CASES)
 def test_records_carry_exactly_the_hf_schema(data: dict[str, Any], task: str, split: str) -> None:
-    fields = list(HUB_TASKS[task].fields)
+    fields = list(TASKS[task].schema.fields)
     for lang, rows in data["tasks"][task][split].items():
         assert rows, (task, split, lang)
         for r in rows:
@@ -360,6 +361,34 @@ def test_missing_split_raises_data_not_found_naming_the_path(on_disk: Any) -> No
         bench.records("nope", "train")
 
 
+def test_every_generated_file_reads_back_through_its_schema(on_disk: Any) -> None:
+    _, bench, _ = on_disk
+    n = 0
+    for f in sorted(bench.root.glob("*/*.jsonl")):
+        split, lang, _ = f.name.split(".")
+        n += len(bench.records(f.parent.name, split, lang))  # each record checked as it is read
+    assert n > 150_000
+
+
+def test_a_bad_synth_row_names_file_line_field_and_the_allowed_values(tmp_path: Path) -> None:
+    root = tmp_path / "data" / f"synth-v{SYNTH_VERSION}-s7"
+    (root / "xnli").mkdir(parents=True)
+    (root / "manifest.json").write_text('{"languages": [{"code": "en", "control": false}]}')
+    good = '{"language": "xa", "sentence1": "a b", "sentence2": "a", "gold_label": "neutral"}'
+    (root / "xnli" / "test.xa.jsonl").write_text("\n".join([good, good.replace("neutral", "neutrall"),
+                                                            good[:30]]) + "\n")
+    (root / "xnli" / "test.xb.jsonl").write_text("")
+    bench = ensure_synth(tmp_path, seed=7)
+    with pytest.raises(RecordError) as info:
+        bench.records("xnli", "test", "xa")
+    msg = str(info.value)
+    assert str(root / "xnli" / "test.xa.jsonl") in msg and "(2 problems)" in msg, msg
+    assert "line 2: field 'gold_label' 'neutrall' is not a label; allowed: 'entailment'" in msg, msg
+    assert "line 3: not valid JSON" in msg, msg
+    with pytest.raises(RecordError, match="no rows for task 'xnli', split 'test', language 'xb'"):
+        bench.records("xnli", "test", "xb")
+
+
 def test_load_records_maps_our_split_names_to_the_datasets(on_disk: Any, data: dict[str, Any]) -> None:
     home, _, _ = on_disk
     t = data["tasks"]
@@ -376,7 +405,9 @@ def test_load_records_maps_our_split_names_to_the_datasets(on_disk: Any, data: d
 
 # --- the tasks beyond xnli, mnli and sst2: schemas, parallel eval sets, tagging, retrieval ---------
 
-HF_FIELDS = {t: list(HUB_TASKS[t].fields) for t in HUB_TASKS} | {"ccg": ["tokens", "ccg_tags"]}
+HF_FIELDS = {t: list(TASKS[t].schema.fields) for t in TASKS}
+# synth's XQuAD analogue still writes SQuAD's title (google/xtreme's XQuAD has none: an extra field)
+HF_FIELDS["xquad"] = ["id", "title", "context", "question", "answers"]
 
 
 @pytest.mark.parametrize("task", sorted(set(TASKS) - {"xnli", "mnli", "sst2"}))
@@ -393,6 +424,7 @@ def test_other_tasks_carry_the_hf_schema_in_every_split(data: dict[str, Any], ta
             assert rows
             for r in rows[:50]:
                 assert list(r) == HF_FIELDS[task], (task, split, r)
+                assert not info.schema.for_split(split).problems(r), (task, split, r)
                 info.example(r)  # the registry reads every record
 
 

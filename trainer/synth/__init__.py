@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from .generator import SYNTH_VERSION, generate
 from .splits import SynthSizes, clean_rows
-from .store import SynthBenchmark, ensure_synth
+from .store import SynthBenchmark, ensure_synth, synth_folder
 from .world import LANGUAGES, LanguageSpec, World, english_content_words
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "SynthBenchmark",
     "generate",
     "ensure_synth",
+    "synth_folder",
     "english_content_words",
     "clean_rows",
 ]

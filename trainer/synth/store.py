@@ -19,10 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ..hub import DataNotFoundError
+from ..records import RecordSchema, Text, load_file, require_rows
+from ..tasks import task_info
 from .generator import SYNTH_VERSION, generate
 from .world import LANGUAGES
 
-__all__ = ["SynthBenchmark", "ensure_synth"]
+__all__ = ["SynthBenchmark", "ensure_synth", "synth_folder", "CORPUS_SCHEMA"]
+
+CORPUS_SCHEMA = RecordSchema({"text": Text()}, ("text",))  # corpus/train.<lang>.jsonl: one document a line
 
 
 class SynthBenchmark:
@@ -44,6 +48,8 @@ class SynthBenchmark:
         return self.root / task / f"{split}.{lang}.jsonl"
 
     def records(self, task: str, split: str, lang: str = "en") -> list[dict[str, Any]]:
+        """The records of ``task``'s ``split`` (the dataset's split name) in ``lang``, each checked
+        against the task's schema as it is read (``RecordError`` lists every problem)."""
         p = self.path(task, split, lang)
         if not p.exists():
             have = sorted(f"{d.name}/{f.name}" for d in self.root.iterdir() if d.is_dir() for f in d.glob("*.jsonl"))
@@ -51,8 +57,8 @@ class SynthBenchmark:
                 f"synth has no {task!r} split {split!r} in language {lang!r}: looked for {p}. "
                 f"Available: {', '.join(h for h in have if not h.startswith('corpus/'))}"
             )
-        with p.open() as f:
-            return [json.loads(line) for line in f]
+        schema = CORPUS_SCHEMA if task == "corpus" else task_info(task).schema.for_split(split)
+        return require_rows(load_file(p, schema, f"{task} records"), task, split, lang, str(p))
 
     def corpus(self, lang: str) -> list[str]:
         return [r["text"] for r in self.records("corpus", "train", lang)]
@@ -83,9 +89,14 @@ def _write(folder: Path, data: dict[str, Any], seed: int, t0: float) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
+def synth_folder(home: Path, seed: int = 0) -> Path:
+    """Where ``synth`` of ``seed`` is (or will be) cached; its ``manifest.json`` marks it finished."""
+    return home / "data" / f"synth-v{SYNTH_VERSION}-s{seed}"
+
+
 def ensure_synth(home: Path, seed: int = 0, *, log: Callable[[str], None] = print) -> SynthBenchmark:
     """Generate ``synth`` under ``home/data`` unless it is cached; return it."""
-    root = home / "data" / f"synth-v{SYNTH_VERSION}-s{seed}"
+    root = synth_folder(home, seed)
     if (root / "manifest.json").exists():
         return SynthBenchmark(root)
     t0 = time.perf_counter()
