@@ -42,7 +42,7 @@ from xstilts.spaces import (
     with_constants,
 )
 
-__all__ = ["make_sampler", "make_search_alg", "journal_storage", "pbt_population", "top_quarter"]
+__all__ = ["make_sampler", "make_search_alg", "journal_storage", "pbt_population", "top_quarter", "seed_points"]
 
 
 def top_quarter(n: int) -> int:
@@ -54,11 +54,12 @@ def top_quarter(n: int) -> int:
     return min(math.ceil(0.25 * n), 25)
 
 
-def make_sampler(spec: SearchSpec) -> Any:
-    """The Optuna sampler for ``spec.search.searcher`` (raises on anything unsupported)."""
+def make_sampler(spec: SearchSpec, seed: int | None = None) -> Any:
+    """The Optuna sampler for ``spec.search.searcher`` (raises on anything unsupported), seeded with
+    ``seed`` (default: the space's)."""
     import optuna
 
-    s = spec.search
+    s = spec.search.model_copy(update={"seed": spec.search.seed if seed is None else seed})
     n = spec.n_trials()
     startup = min(10, max(2, n // 3))
     if s.searcher == "tpe":
@@ -84,23 +85,37 @@ def journal_storage(path: Path) -> Any:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def make_search_alg(spec: SearchSpec, study_name: str, journal: Path) -> Any:
-    """An ``OptunaSearch`` for ``spec`` on the study ``study_name`` in the journal file ``journal``."""
-    from ray.tune.search.optuna import OptunaSearch
-
-    metrics, modes = spec.search.objective_list()
+def seed_points(spec: SearchSpec) -> list[dict[str, Any]]:
+    """What the study tries first, in Optuna's param names: the seed points, then (grid) every grid point."""
     points = optuna_points(spec)
     if spec.search.searcher == "grid":
         points += grid_points(spec)
-    return OptunaSearch(
+    return points
+
+
+def make_search_alg(spec: SearchSpec, study_name: str, journal: Path, reruns: list[Any] | None = None,
+                    seed: int | None = None) -> Any:
+    """An ``OptunaSearch`` for ``spec`` on the study ``study_name`` in the journal file ``journal``.
+
+    With ``reruns`` (a resumed search, ``resume.Rerun``): a ``ContinuedOptunaSearch`` that hands
+    those out first; the seed points are in the study already (``plan_resume`` enqueues any a kill
+    kept out), so they are not enqueued twice."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    metrics, modes = spec.search.objective_list()
+    common: dict[str, Any] = dict(
         space=define_by_run(spec),
         metric=metrics if len(metrics) > 1 else metrics[0],
         mode=modes if len(modes) > 1 else modes[0],
-        sampler=make_sampler(spec),
+        sampler=make_sampler(spec, seed),
         study_name=study_name,
         storage=journal_storage(journal),
-        points_to_evaluate=points or None,
     )
+    if reruns is not None:
+        from .resume import ContinuedOptunaSearch
+
+        return ContinuedOptunaSearch(reruns=reruns, **common)
+    return OptunaSearch(points_to_evaluate=seed_points(spec) or None, **common)
 
 
 def pbt_population(spec: SearchSpec) -> list[dict[str, Any]]:

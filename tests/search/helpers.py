@@ -99,3 +99,36 @@ def children(uri: str, experiment: str) -> tuple[Any, list[Any]]:
 def result_lines(run_dir: Path, dirname: str) -> list[dict[str, Any]]:
     f = run_dir / dirname / "result.json"
     return [json.loads(x) for x in f.read_text().splitlines() if x.strip()] if f.exists() else []
+
+
+def optuna_states(journal: Path, study: str) -> list[str]:
+    """The state name of every trial of ``study`` in the Optuna journal (number order); [] before it exists."""
+    import optuna
+
+    from xstilts.search.searchers import journal_storage
+
+    if not journal.exists():
+        return []
+    try:
+        s = optuna.load_study(study_name=study, storage=journal_storage(journal))
+    except KeyError:
+        return []
+    return [t.state.name for t in s.get_trials(deepcopy=False)]
+
+
+RAY_STATE_FILES = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl", "tuner.pkl")
+
+
+def snapshot_ray_state(run_dir: Path) -> dict[str, bytes]:
+    """Tune's saved experiment state as it is in the results folder now (file name -> bytes)."""
+    return {f.name: f.read_bytes() for pattern in RAY_STATE_FILES for f in run_dir.glob(pattern)}
+
+
+def put_back_ray_state(run_dir: Path, snapshot: dict[str, bytes]) -> None:
+    """Make the results folder hold exactly ``snapshot`` of Tune's state: what a driver killed
+    before its next sync leaves there."""
+    for pattern in RAY_STATE_FILES:
+        for f in run_dir.glob(pattern):
+            f.unlink()
+    for name, data in snapshot.items():
+        (run_dir / name).write_bytes(data)

@@ -20,13 +20,17 @@ import pytest
 from tests.conftest import run_cli
 from tests.search.helpers import (
     children,
+    optuna_states,
+    put_back_ray_state,
     result_lines,
     run_dir_of,
+    snapshot_ray_state,
     start_cli,
     trial_states,
     wait_for,
     write_space,
 )
+from xstilts.search.ledger import read_ledger
 from xstilts.search.searchers import journal_storage
 
 pytestmark = pytest.mark.slow
@@ -84,6 +88,50 @@ def test_killed_driver_resumes_without_rerunning_or_duplicating(tiny_home: Path,
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(t.number for t in done) == numbers  # the searcher kept the pre-kill history
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_driver_killed_before_tune_saved_its_state_resumes_exactly(tiny_home: Path, tmp_path: Path) -> None:
+    """What a user met: the driver's process group SIGKILLed right after 2 of 6 trials finished,
+    before Tune's experiment state reached the results folder (that folder holds Tune's state
+    from when the first trials were running). ``--resume`` completes the search with exactly 6
+    trials: the finished two are not run again, Optuna holds each trial once, MLflow one child
+    per trial with its objective."""
+    space = write_space(tmp_path, "stale", search={"scheduler": "none"}, points=False)
+    proc, storage, uri, log = _start_search(tmp_path, tiny_home, space, 6)
+    try:
+        run_dir = wait_for(lambda: run_dir_of(storage, "stale"), 240, "the run folder", proc, log)
+        journal = tiny_home / "optuna" / f"{run_dir.name}.journal"
+
+        def running_not_finished() -> dict[str, bytes] | None:
+            saved = trial_states(run_dir)
+            if len(saved) < 2 or "COMPLETE" in optuna_states(journal, run_dir.name):
+                return None
+            return snapshot_ray_state(run_dir)
+
+        stale = wait_for(running_not_finished, 300, "Tune's state with two trials running", proc, log)
+        wait_for(lambda: optuna_states(journal, run_dir.name).count("COMPLETE") >= 2, 300,
+                 "two finished trials in the Optuna journal", proc, log)
+    finally:
+        _kill_group(proc)
+    put_back_ray_state(run_dir, stale)  # Tune's state never got past the two running trials
+    finished_before = [i for i, s in enumerate(optuna_states(journal, run_dir.name)) if s == "COMPLETE"]
+    assert len(finished_before) >= 2
+
+    r = run_cli(["search", "--resume", run_dir.name, "--storage", str(storage)], tiny_home)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "6 completed" in r.stdout, r.stdout[-3000:]
+
+    assert optuna_states(journal, run_dir.name) == ["COMPLETE"] * 6  # each trial once, none left running
+    trials = read_ledger(run_dir)
+    assert sorted(t.number for t in trials.values()) == list(range(6))
+    assert all(t.status == "completed" for t in trials.values())
+    for t in trials.values():
+        if t.number in finished_before:
+            assert t.starts == 1, t  # finished before the kill: never started again
+    _, kids = children(uri, "stale")
+    assert sorted(k.info.run_name for k in kids) == sorted(trials)  # one child per trial
+    assert all(k.data.tags["xstilts.status"] == "completed" and "zero_shot/avg" in k.data.metrics for k in kids)
 
 
 def _kill_worker_mid_trial(tmp_path: Path, tiny_home: Path, name: str, max_failures: int):
