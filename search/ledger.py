@@ -177,6 +177,8 @@ class LedgerTrial:
             self.trial_id, self.dirname, self.config = e.get("trial_id", ""), e.get("dirname", ""), e.get("config", {})
         elif kind == "result":
             r = e.get("result", {})
+            if "time" in e:
+                r.setdefault("timestamp", e["time"])  # when it came in, if Tune did not stamp it
             it = int(r.get("training_iteration", len(self.results) + 1))
             self.results[it] = r
             if e.get("checkpoint"):
