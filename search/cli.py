@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", metavar="RUN", help="continue search run RUN (its name, folder, or the search "
                                                    "name for its latest run) after its driver died")
     s.add_argument("--retry-failed", action="store_true", help="with --resume: run errored trials again")
+    s.add_argument("--run-name", help="name the search run (default <name>-<timestamp>)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a fixed trial setting, e.g. --set target_steps=100 (YAML value)")
     s.add_argument("--tracking-wait", type=float, default=120.0, metavar="SECONDS",
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--output-dir", help="where results.json goes (overrides the config)")
 
     b = sub.add_parser("bench", help="benchmarks: print one JSON object (never timed tests)")
-    b.add_argument("which", choices=["trainer", "search", "transfer"])
+    b.add_argument("which", choices=["trainer", "search", "transfer", "faults"])
     b.add_argument("--json", action="store_true", help="print only the JSON object")
     b.add_argument("--quick", action="store_true", help="a short smoke-sized run (not for reported figures)")
     b.add_argument("--seeds", type=int, help="transfer: fine-tuning seeds for the zero-shot tables (default 8); "
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         import importlib
 
         module = {"trainer": "xstilts.trainer.bench", "search": "xstilts.search.bench",
-                  "transfer": "xstilts.search.bench_transfer"}[args.which]
+                  "transfer": "xstilts.search.bench_transfer", "faults": "xstilts.search.bench_faults"}[args.which]
         import contextlib
 
         with contextlib.redirect_stdout(sys.stderr):  # progress logs must not spoil the one JSON object
@@ -194,14 +195,14 @@ def _search(args: argparse.Namespace) -> int:
         storage=args.storage, ray_address=args.ray_address, searcher=args.searcher, scheduler=args.scheduler,
         time_budget_s=args.time_budget, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         max_failures=args.max_failures, seed=args.seed, resume=args.resume, retry_failed=args.retry_failed,
-        tracking_wait_s=args.tracking_wait)
+        tracking_wait_s=args.tracking_wait, run_name=args.run_name)
     if args.retry_failed and not args.resume:
         print("xstilts: --retry-failed goes with --resume RUN", file=sys.stderr)
         return 2
     spec = None
     if args.resume:
         if args.space or args.set or args.steps or any(v is not None for v in (
-                args.name, args.trials, args.searcher, args.scheduler, args.time_budget, args.seed)):
+                args.name, args.trials, args.searcher, args.scheduler, args.time_budget, args.seed, args.run_name)):
             print("xstilts: --resume continues a search as it was started; drop the space and the overrides",
                   file=sys.stderr)
             return 2

@@ -505,7 +505,8 @@ def _summarise(run: SearchRun, parent_id: str, callback: MLflowTrialsCallback, l
     summary["search/seconds"] = seconds
     summary["search/fit_seconds"] = fitted.seconds
     status = "KILLED" if interrupted else "FINISHED"
-    ledger.append({"event": "search", "status": status, "summary": summary, "tags": tags}, durable=True)
+    ledger.append({"event": "search", "status": status, "summary": summary, "tags": tags,
+                   "ledger_seconds": round(ledger.seconds, 4), "ledger_lines": ledger.lines}, durable=True)
     ledger.close()
     t_sum = time.perf_counter()
     pending = callback.pending()

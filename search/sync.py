@@ -49,7 +49,8 @@ from xstilts.trainer.names import REPLAYED, TRIAL_DONE
 from .ledger import LedgerTrial, kept_result, read_ledger, search_end
 from .search_run import open_search_run, start_parent_run
 
-__all__ = ["TrialGap", "SyncReport", "trials_of_run", "trial_gap", "gaps", "sync_trials", "sync_search_run"]
+__all__ = ["TrialGap", "SyncReport", "trials_of_run", "trial_gap", "gaps", "sync_trials", "sync_search_run",
+           "run_gaps"]
 
 ParamsFn = Callable[[dict[str, Any]], Mapping[str, Any]]
 
@@ -221,3 +222,24 @@ def sync_search_run(name: str, storage: str | None = None, tracking_uri: str | N
         finish_search_run(run.tracking_uri, parent_id, end["summary"], end["tags"], status=end["status"])
         done.parent = done.parent or "closed"
     return done
+
+
+def run_gaps(name: str, storage: str | None = None, tracking_uri: str | None = None,
+             home_dir: str | None = None) -> list[TrialGap]:
+    """What the tracking store lacks of search run ``name`` (nothing written); a missing parent run
+    makes every trial a gap."""
+    from xstilts.spaces import trial_params
+
+    run = open_search_run(name, storage, home_dir, tracking_uri)
+    trials = trials_of_run(run.run_dir)
+    spec, overrides = run.spec, run.overrides
+
+    def params_fn(cfg: dict[str, Any]) -> Mapping[str, Any]:
+        return trial_params(spec, cfg, overrides)
+
+    parent_id = find_search_run_id(run.tracking_uri, run.run_name)
+    exp = MlflowClient(run.tracking_uri).get_experiment_by_name(run.experiment)
+    if parent_id is None or exp is None:
+        return [TrialGap(t, None, len(flatten_params(_params(params_fn, t))), list(START_ARTIFACTS),
+                         _expected_metrics(t), t.ended) for t in trials.values()]
+    return gaps(run.tracking_uri, str(exp.experiment_id), parent_id, trials, params_fn)

@@ -3,6 +3,8 @@
 * the driver of ``xstilts search`` is SIGKILLed after two trials finished; ``--resume`` finishes
   the search without rerunning them, on the same MLflow parent run, with one child run per
   trial and the Optuna study keeping its history;
+* the same, with Tune's saved state in the results folder older than the kill (what a user met:
+  the finished trials still running in it); the resume reads the ledger and the journal instead;
 * a trial's worker process is SIGKILLed mid-trial: ``FailureConfig`` retries it and the search
   still ends with every trial completed;
 * with no retries allowed the killed trial errors; ``--resume --retry-failed`` runs it again.
@@ -70,17 +72,19 @@ def test_killed_driver_resumes_without_rerunning_or_duplicating(tiny_home: Path,
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     assert "resuming search" in r.stdout
 
-    after = trial_states(run_dir)
-    assert len(after) == 4 and all(s["status"] == "TERMINATED" for s in after.values())
+    # the resumed search is a new Tuner in the same folder: the whole search is in the ledger
+    after = read_ledger(run_dir)
+    assert len(after) == 4 and all(t.status == "completed" for t in after.values())
     for tid, n in lines_before.items():  # finished trials were not rerun
-        assert len(result_lines(run_dir, after[tid]["dirname"])) == n
-    numbers = sorted(s["config"]["trial_number"] for s in after.values())
+        assert len(result_lines(run_dir, before[tid]["dirname"])) == n
+        assert after[before[tid]["dirname"]].starts == 1
+    numbers = sorted(t.number for t in after.values())
     assert len(set(numbers)) == 4
 
     parent2, kids = children(uri, "resume")  # the same parent run, one child per trial
     assert parent2.info.run_id == parent.info.run_id and parent2.info.status == "FINISHED"
     assert parent2.data.tags.get("xstilts.resumes") == "1"
-    assert sorted(k.data.tags["ray.trial_id"] for k in kids) == sorted(after)
+    assert sorted(k.info.run_name for k in kids) == sorted(after)
     assert all(k.data.tags["xstilts.status"] == "completed" for k in kids)
 
     study = optuna.load_study(study_name=run_dir.name, storage=journal_storage(tiny_home / "optuna" /
@@ -176,12 +180,14 @@ def test_retry_failed_reruns_a_killed_trial_on_resume(tiny_home: Path, tmp_path:
     _, kids = children(uri, "refail")
     assert sorted(k.data.tags["xstilts.status"] for k in kids) == ["completed", "failed"]
 
+    victim_dir = trial_states(run_dir)[victim]["dirname"]
     r = run_cli(["search", "--resume", "refail", "--retry-failed", "--storage", str(storage)], tiny_home)
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     assert "2 completed" in r.stdout and "0 failed" in r.stdout
-    states = trial_states(run_dir)  # (Ray's saved status of a once-errored trial can lag; read its results)
-    assert len(states) == 2
-    assert result_lines(run_dir, states[victim]["dirname"])[-1]["trial_done"] == 1
+    trials = read_ledger(run_dir)  # the whole search (the resumed Tuner's own state has the retried trial only)
+    assert len(trials) == 2 and all(t.status == "completed" for t in trials.values())
+    assert trials[victim_dir].ends == 2  # failed once, completed on the retry
+    assert result_lines(run_dir, victim_dir)[-1]["trial_done"] == 1
     _, kids = children(uri, "refail")
     assert len(kids) == 2 and all(k.data.tags["xstilts.status"] == "completed" for k in kids)
 
@@ -213,8 +219,8 @@ def test_ctrl_c_stops_the_search_cleanly_and_it_resumes(tiny_home: Path, tmp_pat
 
     r = run_cli(["search", "--resume", run_dir.name, "--storage", str(storage)], tiny_home)
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
-    after = trial_states(run_dir)
-    assert len(after) == 3 and all(s["status"] == "TERMINATED" for s in after.values())
+    after = read_ledger(run_dir)
+    assert len(after) == 3 and all(t.status == "completed" for t in after.values())
     parent2, kids = children(uri, "ctrlc")
     assert parent2.info.run_id == parent.info.run_id and parent2.info.status == "FINISHED"
-    assert sorted(k.data.tags["ray.trial_id"] for k in kids) == sorted(after)
+    assert sorted(k.info.run_name for k in kids) == sorted(after)
