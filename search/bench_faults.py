@@ -54,7 +54,7 @@ import yaml
 
 from .ledger import LEDGER_FILE, Ledger, read_ledger, search_end
 
-__all__ = ["run", "Outcome", "assess", "bad_inputs", "ledger_cost", "FIDELITY", "TINY"]
+__all__ = ["run", "poll_until", "Outcome", "assess", "bad_inputs", "ledger_cost", "FIDELITY", "TINY"]
 
 TINY = {"pretrain_steps": 300, "pretrain_batch": 64}  # faults need a model that trains, not a good one
 FIDELITY = {"intermediate_steps": 20, "target_steps": 60, "eval_every": 20, "batch_size": 16,
@@ -131,7 +131,7 @@ class _Bench:
                         self.work / f"{name}.log")
 
 
-def _wait(cond: Any, timeout: float, proc: subprocess.Popen[bytes] | None = None, every: float = 0.05) -> Any:
+def poll_until(cond: Any, timeout: float, proc: subprocess.Popen[bytes] | None = None, every: float = 0.05) -> Any:
     """Poll ``cond`` until it returns something true (returned), ``proc`` exits or ``timeout`` passes (None)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,18 +155,18 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 def _kill_instant(run_dir: Path, instant: str, proc: subprocess.Popen[bytes], rng: random.Random) -> str:
     """Wait for ``instant`` in the search of ``run_dir``; what was seen when it came ("" if the search ended first)."""
     if instant == "after_trial_end":
-        hit = _wait(lambda: [t.name for t in read_ledger(run_dir).values() if t.ended], 900, proc, every=0.02)
+        hit = poll_until(lambda: [t.name for t in read_ledger(run_dir).values() if t.ended], 900, proc, every=0.02)
         return f"{hit[0]} had just ended" if hit else ""
     if instant == "mid_checkpoint":
         def new_checkpoint() -> str:
             known = {c for t in read_ledger(run_dir).values() for c in t.checkpoints.values()}
             fresh = [p for p in run_dir.glob("*/checkpoint_*") if str(p.relative_to(run_dir)) not in known]
             return str(fresh[0].relative_to(run_dir)) if fresh else ""
-        hit = _wait(new_checkpoint, 900, proc, every=0.01)
+        hit = poll_until(new_checkpoint, 900, proc, every=0.01)
         return f"{hit} written, its result not yet taken" if hit else ""
-    started = _wait(lambda: read_ledger(run_dir), 900, proc)
+    started = poll_until(lambda: read_ledger(run_dir), 900, proc)
     delay = rng.uniform(5, 90)
-    if not started or _wait(lambda: proc.poll() is not None, delay) is not None:
+    if not started or poll_until(lambda: proc.poll() is not None, delay) is not None:
         return ""
     return f"{delay:.1f} s after the first trial started"
 
@@ -211,7 +211,7 @@ def worker_fault(b: _Bench) -> Outcome:
                 return int(t.results[max(t.results)].get("pid") or 0) or None
         return None
 
-    pid = _wait(running_pid, 900, proc)
+    pid = poll_until(running_pid, 900, proc)
     if pid:
         os.kill(pid, signal.SIGKILL)
         out.injected, out.note = True, f"worker pid {pid} killed"
@@ -233,7 +233,7 @@ def tracking_fault(b: _Bench) -> Outcome:
     run_dir = b.storage / f"{name}-run"
     out = Outcome("tracking", run_name=run_dir.name)
     try:
-        if _wait(lambda: any(t.results for t in read_ledger(run_dir).values()), 900, proc):
+        if poll_until(lambda: any(t.results for t in read_ledger(run_dir).values()), 900, proc):
             stop_server(server)
             time.sleep(20)
             out.injected, out.note = True, "server stopped 20 s"
@@ -266,7 +266,7 @@ def node_fault(b: _Bench) -> Outcome:
             return any(not t.ended and t.results and t.results[max(t.results)].get("ray/node_id") == worker
                        for t in read_ledger(run_dir).values())
 
-        if _wait(on_worker, 900, every=0.2):
+        if poll_until(on_worker, 900, every=0.2):
             out.injected, out.note = True, f"{cluster.kill_node(1)} processes of the worker node killed"
         job.join(timeout=1800)
     return assess(b, out, run_dir, t0, requested=2)
@@ -358,7 +358,7 @@ def _refusal(b: _Bench, i: int, what: str, args: list[str], env: dict[str, str])
     t0 = time.perf_counter()
     proc = b.cli(["search", *args, "--storage", str(storage), "--run-name", f"bad-{i}"], b.work / f"bad-{i}.log",
                  env=env)
-    trained = _wait(lambda: any(storage.glob(f"*/{LEDGER_FILE}")), 60, proc, every=0.1)
+    trained = poll_until(lambda: any(storage.glob(f"*/{LEDGER_FILE}")), 60, proc, every=0.1)
     if proc.poll() is None:
         _kill_group(proc)
     seconds = round(time.perf_counter() - t0, 2)

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import TEST_TINY
+from xstilts.search.bench_faults import poll_until
 
 # short trials: two evaluations each (ASHA has a rung), a few seconds on one core
 FAST = {"intermediate_steps": 20, "target_steps": 40, "eval_every": 20, "batch_size": 16, "eval_max_examples": 60}
@@ -68,15 +68,12 @@ def trial_states(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None,
              log: Path | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the search exited ({proc.returncode}) before {what}:\n"
-                                 f"{log.read_text()[-4000:] if log else ''}")
-        time.sleep(0.3)
+    v = poll_until(cond, timeout, proc, every=0.3)
+    if v:
+        return v
+    if proc is not None and proc.poll() is not None:
+        raise AssertionError(f"the search exited ({proc.returncode}) before {what}:\n"
+                             f"{log.read_text()[-4000:] if log else ''}")
     raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-4000:] if log else ''}")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dashboards.conftest import FakeTrial, make_config, make_result
+from tests.dashboards.conftest import FakeTrial, drive, make_config, make_result
 from xstilts.search.ledger import LEDGER_FILE, LedgerCallback, read_ledger, tally
 from xstilts.trainer.names import REPLAYED
 
@@ -17,13 +17,9 @@ def _config(n: int) -> dict:
 
 
 def _life(cb: LedgerCallback, trial: FakeTrial, results: list[dict], end: str = "complete") -> None:
-    cb.on_trial_start(0, [], trial)
-    for r in results:
-        trial.last_result = r
-        cb.on_trial_result(0, [], trial, r)
-    if end == "complete":
-        cb.on_trial_complete(0, [], trial)
-    elif end == "error":
+    """A trial's life through the ledger's hooks, as Tune's controller calls them (an error from its message)."""
+    drive(cb, trial, results, end="none" if end == "error" else end)
+    if end == "error":
         cb.on_trial_error(0, [], trial)
 
 
