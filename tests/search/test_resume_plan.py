@@ -194,3 +194,31 @@ def test_the_continued_searcher_hands_out_reruns_first_on_their_own_optuna_trial
     assert study.trials[3].intermediate_values == {3: 0.3}
     assert study.trials[6].state == TrialState.FAIL
     assert len(study.trials) == 9  # nothing asked twice: 0-7, and the space's seed point still waiting
+
+
+def test_an_unreadable_journal_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    journal = tmp_path / "s.journal"
+    journal.write_text("not a journal\n{}\n")
+    with pytest.raises(ResumeError, match="cannot be read.*restore it from a backup, or start the search again"):
+        plan_resume(SPEC, tmp_path / "run", journal, "s")
+
+
+def test_a_resume_that_cannot_continue_says_why_without_a_traceback(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+    from xstilts.search.search_run import STATE_FILE
+
+    storage = tmp_path / "ray"
+    broken = storage / "broken-1"
+    broken.mkdir(parents=True)
+    (broken / STATE_FILE).write_text('{"spec": ')  # cut short
+    no_journal = storage / "lost-1"
+    no_journal.mkdir()
+    (no_journal / STATE_FILE).write_text(json.dumps({
+        "spec": SPEC.model_dump_json(), "trial_overrides": {}, "run_name": "lost-1", "experiment": "lost",
+        "tracking_uri": f"sqlite:///{tmp_path / 't.db'}"}))
+    (no_journal / LEDGER_FILE).write_text(json.dumps({"event": "start", "trial": "t0000-x", "number": 0}) + "\n")
+    for run, said in (("broken-1", "cannot be read"), ("lost-1", "holds no study"), ("nothing-1", "no search run")):
+        r = run_cli(["search", "--resume", run, "--storage", str(storage)], tmp_path, timeout=300)
+        assert r.returncode == 2 and said in r.stderr, (run, r.stderr[-2000:])
+        assert "Traceback" not in r.stderr
