@@ -225,33 +225,35 @@ def _rerun(run_dir: Path, ledger: Ledger, number: int, t: LedgerTrial | None, te
     rel = _set_aside(run_dir, rel)
     ledger.append({"event": "rerun", "trial": t.name, "number": number, "checkpoint": rel, "iteration": iteration},
                   durable=True)
+    for old in (run_dir / rel).parent.glob("checkpoint_*"):  # older, or never recorded: the new Ray trial's names
+        shutil.rmtree(old, ignore_errors=True)
     replays = [{k: v for k, v in r.items() if "/" in k and not k.startswith("ray/")}
                for i, r in sorted(t.results.items()) if i <= iteration]
     return Rerun(number, t.name, t.config or None, tell, str(run_dir / rel), replays)
 
 
 def _usable_checkpoint(run_dir: Path, t: LedgerTrial) -> tuple[str, int] | None:
-    """The newest checkpoint of ``t`` still whole on disk (its client state written last): (path, iteration)."""
+    """The newest checkpoint of ``t`` still whole on disk (its client state written last): (path, iteration).
+    A folder a resume set aside before a kill kept its ``rerun`` line from the ledger is found too, under
+    its new name (only where the recorded folder is gone: the rename is what moved it)."""
     for iteration, rel in sorted(t.checkpoints.items(), reverse=True):
-        if (run_dir / rel / CLIENT_STATE).exists():
-            return rel, iteration
+        cand = Path(rel) if (run_dir / rel).exists() else Path(rel).parent / f"{SET_ASIDE}{Path(rel).name}"
+        if (run_dir / cand / CLIENT_STATE).exists():
+            return str(cand), iteration
     return None
 
 
 def _set_aside(run_dir: Path, rel: str) -> str:
     """Move a Ray checkpoint folder out of the way of the new Ray trial's own (numbered from 0 in the
-    same trial folder) and drop the trial's other checkpoint folders; its new path, relative to ``run_dir``."""
+    same trial folder); its new path, relative to ``run_dir``."""
     src = run_dir / rel
-    folder = src.parent
-    if src.name.startswith("checkpoint_"):
-        dst = folder / f"{SET_ASIDE}{src.name}"
-        if dst.exists():
-            shutil.rmtree(dst)
-        src.rename(dst)
-        src = dst
-    for old in folder.glob("checkpoint_*"):
-        shutil.rmtree(old, ignore_errors=True)
-    return str(src.relative_to(run_dir))
+    if not src.name.startswith("checkpoint_"):
+        return rel  # set aside already
+    dst = src.parent / f"{SET_ASIDE}{src.name}"
+    if dst.exists():
+        shutil.rmtree(dst)
+    src.rename(dst)
+    return str(dst.relative_to(run_dir))
 
 
 def discard_set_aside(run_dir: Path) -> int:

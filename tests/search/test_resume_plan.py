@@ -127,6 +127,16 @@ def test_planning_again_changes_nothing(killed: _Run) -> None:
     assert len(waiting) == 1 + len(seed_points(SPEC))  # the enqueued point, and the space's seed point once
 
 
+def test_a_checkpoint_set_aside_by_a_killed_resume_is_found(killed: _Run) -> None:
+    """A resume killed between setting a checkpoint aside and writing its ``rerun`` line: the next
+    one finds the set-aside folder under its new name, at the same iteration."""
+    src = killed.dir / "t0003-x" / "checkpoint_000001"
+    src.rename(src.parent / "resume-checkpoint_000001")
+    plan = plan_resume(SPEC, killed.dir, killed.journal, "s")
+    (mid,) = [x for x in plan.reruns if x.number == 3]
+    assert mid.checkpoint == str(src.parent / "resume-checkpoint_000001") and len(mid.replays) == 2
+
+
 def test_retry_failed_runs_a_failed_trial_again_without_reopening_it_in_optuna(killed: _Run) -> None:
     plan = plan_resume(SPEC, killed.dir, killed.journal, "s", retry_failed=True)
     assert 6 not in plan.finished
