@@ -24,11 +24,14 @@ def server_url(host: str, port: int) -> str:
 
 
 def start_mlflow_server(backend_uri: str, host: str = "127.0.0.1", port: int = 5000,
-                        workers: int = 1) -> subprocess.Popen[bytes]:
-    """Start ``mlflow server`` (one worker, no job runner: healthy in seconds) in a new session."""
+                        workers: int = 1, artifacts: str | None = None) -> subprocess.Popen[bytes]:
+    """Start ``mlflow server`` (one worker, no job runner: healthy in seconds) in a new session;
+    ``artifacts``: the folder the server keeps artifacts in (default: ./mlartifacts)."""
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
            "--host", host, "--port", str(port), "--workers", str(workers)]
+    if artifacts:
+        cmd += ["--artifacts-destination", artifacts]
     return subprocess.Popen(cmd, env=env, start_new_session=True)
 
 

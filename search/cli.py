@@ -1,4 +1,5 @@
-"""The ``xstilts`` command line: ``search``, ``train``, ``check``, ``ui``, ``report``, ``status``, ``bench``.
+"""The ``xstilts`` command line: ``search``, ``train``, ``check``, ``ui``, ``report``, ``status``, ``sync``,
+``bench``.
 
 ``check``, ``search`` and ``train`` run the preflight (``search/preflight.py``) before anything is
 generated, pretrained or trained: every problem it finds is reported at once and nothing starts.
@@ -43,8 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", metavar="RUN", help="continue search run RUN (its name, folder, or the search "
                                                    "name for its latest run) after its driver died")
     s.add_argument("--retry-failed", action="store_true", help="with --resume: run errored trials again")
+    s.add_argument("--run-name", help="name the search run (default <name>-<timestamp>)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a fixed trial setting, e.g. --set target_steps=100 (YAML value)")
+    s.add_argument("--tracking-wait", type=float, default=120.0, metavar="SECONDS",
+                   help="at the end, how long to wait for a tracking store that stopped answering before "
+                        "listing what it lacks (then: xstilts sync RUN); default 120")
 
     t = sub.add_parser("train", help="run one trial without Ray (same trainer)")
     t.add_argument("config", help="TrialConfig YAML")
@@ -59,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a fixed trial setting, as for search")
 
     b = sub.add_parser("bench", help="benchmarks: print one JSON object (never timed tests)")
-    b.add_argument("which", choices=["trainer", "search", "transfer"])
+    b.add_argument("which", choices=["trainer", "search", "transfer", "faults"])
     b.add_argument("--json", action="store_true", help="print only the JSON object")
     b.add_argument("--quick", action="store_true", help="a short smoke-sized run (not for reported figures)")
     b.add_argument("--seeds", type=int, help="transfer: fine-tuning seeds for the zero-shot tables (default 8); "
@@ -78,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="state of a running or finished search")
     st.add_argument("name", nargs="?", help="search run or experiment name (default: the latest)")
     st.add_argument("--tracking-uri")
+
+    sy = sub.add_parser("sync", help="write a search run's results into the tracking store (only what it lacks)")
+    sy.add_argument("name", help="search run name, its folder, or the search name (its latest run)")
+    sy.add_argument("--tracking-uri", help="the store to write (default: the one the search used)")
+    sy.add_argument("--storage", help="Ray results folder (default $XSTILTS_HOME/ray)")
 
     u = sub.add_parser("ui", help="start the MLflow UI over the tracking store")
     u.add_argument("--tracking-uri", help="tracking store (default sqlite:///$XSTILTS_HOME/mlflow.db)")
@@ -134,6 +144,8 @@ def _run(args: argparse.Namespace) -> int:
         from xstilts.dashboards.status import print_status
 
         return print_status(args.name, tracking_uri=args.tracking_uri)
+    if args.command == "sync":
+        return _sync(args)
     if args.command == "ui":
         from xstilts.dashboards.ui import serve
         from xstilts.trainer.home import default_tracking_uri
@@ -147,7 +159,7 @@ def _bench(args: argparse.Namespace) -> int:
     import importlib
 
     module = {"trainer": "xstilts.trainer.bench", "search": "xstilts.search.bench",
-              "transfer": "xstilts.search.bench_transfer"}[args.which]
+              "transfer": "xstilts.search.bench_transfer", "faults": "xstilts.search.bench_faults"}[args.which]
     with contextlib.redirect_stdout(sys.stderr):  # progress logs must not spoil the one JSON object
         extra: dict[str, Any] = {}
         for opt, benches in _BENCH_OPTIONS.items():  # each option goes to the benches that take it
@@ -243,6 +255,23 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    from xstilts.search.search_run import SearchError
+    from xstilts.search.sync import sync_search_run
+
+    try:
+        report = sync_search_run(args.name, args.storage, args.tracking_uri)
+    except SearchError as e:
+        print(f"xstilts: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # the store does not answer, or refuses a write: say which, no traceback
+        print(f"xstilts sync: the tracking store did not take the writes ({type(e).__name__}: {str(e)[:300]}); "
+              "nothing is lost: run it again when the store answers", file=sys.stderr)
+        return 1
+    print(f"[xstilts] sync {report.run_name} -> {report.tracking_uri}: {report.text()}")
+    return 0
+
+
 def _search(args: argparse.Namespace) -> int:
     from xstilts.search.runner import SearchError, SearchOptions, run_search
 
@@ -250,14 +279,15 @@ def _search(args: argparse.Namespace) -> int:
         name=args.name, trials=args.trials, max_concurrent=args.max_concurrent, tracking_uri=args.tracking_uri,
         storage=args.storage, ray_address=args.ray_address, searcher=args.searcher, scheduler=args.scheduler,
         time_budget_s=args.time_budget, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        max_failures=args.max_failures, seed=args.seed, resume=args.resume, retry_failed=args.retry_failed)
+        max_failures=args.max_failures, seed=args.seed, resume=args.resume, retry_failed=args.retry_failed,
+        tracking_wait_s=args.tracking_wait, run_name=args.run_name)
     if args.retry_failed and not args.resume:
         print("xstilts: --retry-failed goes with --resume RUN", file=sys.stderr)
         return 2
     spec = None
     if args.resume:
         if args.space or args.set or args.steps or any(v is not None for v in (
-                args.name, args.trials, args.searcher, args.scheduler, args.time_budget, args.seed)):
+                args.name, args.trials, args.searcher, args.scheduler, args.time_budget, args.seed, args.run_name)):
             print("xstilts: --resume continues a search as it was started; drop the space and the overrides",
                   file=sys.stderr)
             return 2
@@ -385,6 +415,10 @@ def summary_text(out: Any, metric: str) -> str:
         f"Ray results: {out.results_path}",
         f"Ray dashboard (live while a search runs): {out.dashboard_url or 'http://127.0.0.1:8265'}",
     ]
+    pending = getattr(out, "tracking_pending", [])
+    if pending:
+        lines.append(f"MLflow lacks {len(pending)} write(s) the store did not take; when it answers:  "
+                     f"xstilts sync {out.run_name}")
     return "\n".join(lines)
 
 

@@ -125,18 +125,37 @@ class LocalCluster:
         return subprocess.run([*args, "--", *entrypoint], env=self.env, cwd=working_dir, capture_output=True,
                               text=True, timeout=timeout)
 
-    def _our_processes(self) -> list[Any]:
+    def kill_node(self, i: int) -> int:
+        """SIGKILL node ``i`` (not the head): its raylet, its workers and everything else of it, as a
+        machine lost mid-run. Returns how many processes were killed."""
         import psutil
 
-        marks = [str(t) for t in self.temp_dirs] + [str(self.root)]
+        if i == 0:
+            raise ValueError("node 0 is the head; kill a worker node")
+        procs = self._our_processes([str(self.temp_dirs[i])], gcs=False)
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(procs, timeout=10)
+        return len(procs)
+
+    def _our_processes(self, marks: list[str] | None = None, gcs: bool = True) -> list[Any]:
+        """This cluster's processes and their children: those whose command line names one of
+        ``marks`` (default: every node's temp dir) or, with ``gcs``, this cluster's GCS port."""
+        import psutil
+
+        marks = marks if marks is not None else [str(t) for t in self.temp_dirs] + [str(self.root)]
         ours = {}
         for p in psutil.process_iter(["pid", "cmdline"]):
             try:
                 cmd = " ".join(p.info["cmdline"] or [])
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-            if any(m in cmd for m in marks) or f"--gcs-address=127.0.0.1:{self.port}" in cmd \
-                    or f"--gcs_server_port={self.port}" in cmd or f"--gcs-address 127.0.0.1:{self.port}" in cmd:
+            named = any(m in cmd for m in marks)  # (node temp dirs n0, n1, ...: none is a prefix of another)
+            if named or (gcs and (f"--gcs-address=127.0.0.1:{self.port}" in cmd or f"--gcs_server_port={self.port}"
+                                  in cmd or f"--gcs-address 127.0.0.1:{self.port}" in cmd)):
                 ours[p.pid] = p
                 try:
                     for c in p.children(recursive=True):

@@ -11,15 +11,21 @@ its Optuna study (journal file) and its MLflow parent run share that name; the M
 experiment is the search name, so repeated searches of one space sit side by side.
 
 Resume (``xstilts search --resume RUN_NAME``): the run's folder keeps ``xstilts_search.json``
-(the validated space, the overrides and the tracking URI); ``Tuner.restore`` brings back the
-trials and the pickled searcher (whose study lives on in the journal), a new
-``MLflowTrialsCallback`` on the *same* parent run (found by tag ``xstilts.search``) re-attaches
-to the trials' child runs, and Optuna trials that were asked but never reached Ray's saved
-state are marked failed so the sampler's history holds only what ran (``study_repair``).
+(the validated space, the overrides and the tracking URI) and the search's ledger
+(``xstilts_ledger.jsonl``: every trial's start, results and end, written as they happen). Tune's own
+saved state lags the search and is not trusted: ``resume.plan_resume`` reconciles the ledger with
+the Optuna journal (both current), and a *new* Tuner in the same run folder continues the same
+Optuna study with what is left of the budget, running the unfinished trials again first, under
+their own Optuna trial numbers, from their last checkpoints. Before it starts, ``sync`` writes into
+the tracking store what the kill kept from it, and the MLflow callback re-attaches to the children
+by trial name on the *same* parent run (found by tag ``xstilts.search``). A PBT search (no Optuna
+study; its population exploits one another's checkpoints, which only Tune's state links) is
+restored with ``Tuner.restore``.
 
-``run_search`` reads as its steps: start a new search run or resume one (a ``SearchRun``), prepare
-the caches and connect Ray, open the MLflow parent run, build the Tuner (new or restored), fit,
-summarise (counts, best trial, PBT's winning schedule via ``pbt_export``, the parent run's summary).
+``run_search`` reads as its steps: start a new search run or resume one (a ``SearchRun``, with its
+``ResumePlan``), prepare the caches and connect Ray, open the MLflow parent run, build the Tuner,
+fit, summarise from the ledger (counts, best trial, PBT's winning schedule via ``pbt_export``, the
+parent run's summary, and what the tracking store did not take, for ``xstilts sync``).
 
 Tracking on a cluster: MLflow is written by the driver's callback only — trials report to
 Ray, never to the tracking store — so a local SQLite URI is valid with any number of nodes
@@ -28,7 +34,6 @@ as long as the *driver* can write it (``ray job submit`` runs the driver on the 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -42,30 +47,28 @@ from xstilts.dashboards.mlflow_logging import (
     find_search_run_id,
     finish_search_run,
     reopen_search_run,
-    start_search_run,
 )
+from xstilts.dashboards.run_records import experiment_id
+from xstilts.dashboards.tracking_queue import bounded_http_retries
 from xstilts.spaces import SearchSpec, to_trial_config, trial_params
-from xstilts.trainer.codec import chosen_tasks, subset_value, without_raw
+from xstilts.trainer.codec import NUMBER, chosen_tasks, subset_value, without_raw
 from xstilts.trainer.config import TrialConfig
 from xstilts.trainer.data import synth_benchmark
 from xstilts.trainer.home import default_tracking_uri, home
 from xstilts.trainer.model import ensure_tiny_model
-from xstilts.trainer.names import OBJECTIVE, TRIAL_DONE, TRIAL_FUNCTION
+from xstilts.trainer.names import OBJECTIVE, REPLAYED, TRIAL_FUNCTION
 
+from .ledger import LEDGER_FILE, Ledger, LedgerCallback, end_event, read_ledger, tally
 from .pbt_export import export_pbt_schedule
 from .ray_session import alive_nodes, connect_ray, ray_dashboard_url
+from .resume import ResumeError, discard_set_aside, plan_resume, settle_study
 from .schedulers import make_scheduler, n_reports
+from .search_run import STATE_FILE, SearchError, SearchRun, open_search_run, resolve_run_dir, start_parent_run
 from .searchers import make_search_alg, pbt_population
-from .study_repair import fail_orphan_optuna_trials
+from .sync import sync_trials, trials_of_run
 
 __all__ = ["SearchOptions", "SearchOutcome", "SearchError", "SearchRun", "run_search", "TrialNamer", "trial_name",
-           "prepare_assets", "resolve_run_dir", "apply_options", "STATE_FILE"]
-
-STATE_FILE = "xstilts_search.json"  # in the Ray run folder: what a resume needs
-
-
-class SearchError(RuntimeError):
-    """A search cannot start or resume; the message says why and what to do."""
+           "prepare_assets", "resolve_run_dir", "apply_options", "open_search_run", "start_parent_run", "STATE_FILE"]
 
 
 @dataclass
@@ -89,6 +92,7 @@ class SearchOptions:
     resume: str | None = None  # a run name (or its folder) to continue
     retry_failed: bool = False  # with resume: run errored trials again (from their last checkpoint)
     run_name: str | None = None  # fix the run name (default <name>-<timestamp>)
+    tracking_wait_s: float = 120.0  # at the end: how long to wait for a tracking store that does not answer
 
 
 @dataclass
@@ -109,6 +113,8 @@ class SearchOutcome:
     fit_seconds: float = 0.0  # Tuner.fit alone: the search proper, without setup and the summary
     summary_seconds: float = 0.0  # the parent run's leaderboard and plots after the search
     scheduler: str = "asha"  # what stopped trials early (the summary names it)
+    tracking_pending: list[str] = field(default_factory=list)  # writes the tracking store never took
+    ledger_seconds: float = 0.0  # time the driver spent writing the ledger (what durability costs)
 
 
 class TrialNamer:
@@ -148,7 +154,11 @@ def _first_point(spec: SearchSpec) -> dict[str, Any]:
     return sample_random(spec, 0)
 
 
-def _make_trainable(spec_json: str, root: str, overrides: dict[str, Any], threads: int) -> Any:
+def _make_trainable(spec_json: str, root: str, overrides: dict[str, Any], threads: int,
+                    resumes: dict[int, dict[str, Any]]) -> Any:
+    """The Tune trainable: one trial of ``run_trial``. ``resumes`` (a resumed search): Optuna trial
+    number -> the checkpoint a re-run continues from and the results it reported before it."""
+
     def xstilts_trial(config: dict[str, Any]) -> None:
         import ray
         from ray import tune
@@ -160,10 +170,15 @@ def _make_trainable(spec_json: str, root: str, overrides: dict[str, Any], thread
         spec = SearchSpec.model_validate_json(spec_json)
         tc = to_trial_config(spec, config, **overrides)
         ckpt_in = tune.get_checkpoint()
-        # a retried (FailureConfig), resumed or PBT-exploited trial continues from its last checkpoint
-        runtime = TrialRuntime(home=root, threads=threads, resume_from=ckpt_in.path if ckpt_in else None)
+        # a retried (FailureConfig) or PBT-exploited trial continues from its last checkpoint; a trial a
+        # resume runs again, from the one the resume handed it
+        again = None if ckpt_in else resumes.get(int(config.get(NUMBER, -1)))
+        start = ckpt_in.path if ckpt_in else (again or {}).get("checkpoint")
+        runtime = TrialRuntime(home=root, threads=threads, resume_from=start)
         where = {"ray/node_id": ray.get_runtime_context().get_node_id(),
-                 "ray/resumed_from_checkpoint": int(ckpt_in is not None)}
+                 "ray/resumed_from_checkpoint": int(start is not None)}
+        for earlier in (again or {}).get("replays", []) if start else []:
+            tune.report({**earlier, **where, REPLAYED: 1})  # Tune's iteration and the scheduler's rungs line up
 
         def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
             ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
@@ -173,32 +188,6 @@ def _make_trainable(spec_json: str, root: str, overrides: dict[str, Any], thread
 
     xstilts_trial.__name__ = xstilts_trial.__qualname__ = TRIAL_FUNCTION  # what Ray's actor lists show
     return xstilts_trial
-
-
-def _search_name(state_file: Path) -> str | None:
-    """The search (MLflow experiment) name a run's state file records; None if it can't be read."""
-    try:
-        return str(json.loads(state_file.read_text())["experiment"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def resolve_run_dir(name: str, storage: Path) -> Path:
-    """The Ray folder of search run ``name``: a path, a run name, or a search name (its latest run)."""
-    for cand in (Path(name), storage / name):
-        if (cand / STATE_FILE).exists():
-            return cand.resolve()
-    # a search name: the runs whose saved state names that search (not merely a folder starting with it:
-    # `interleave` must not pick a run of `interleave-big`), the latest started first. The state file is
-    # written once, when the run starts, so its mtime is the start; the folder's mtime moves with every
-    # trial written into it, so a resumed older run would pass for the latest.
-    runs = sorted((st for st in storage.glob(f"*/{STATE_FILE}") if _search_name(st) == name),
-                  key=lambda st: st.stat().st_mtime)
-    if runs:
-        return runs[-1].parent.resolve()
-    known = sorted(p.name for p in storage.glob("*") if (p / STATE_FILE).exists())
-    raise SearchError(f"no search run {name!r} under {storage} (known: {', '.join(known[-10:]) or 'none'}); "
-                      "pass --storage if the search used another results folder")
 
 
 def apply_options(spec: SearchSpec, opts: SearchOptions) -> SearchSpec:
@@ -214,55 +203,28 @@ def apply_options(spec: SearchSpec, opts: SearchOptions) -> SearchSpec:
 
 
 @dataclass
-class SearchRun:
-    """One search run, resolved before anything starts: what it searches and where it writes."""
-
-    spec: SearchSpec  # the validated space, with the CLI's search overrides (resume: as first started)
-    overrides: dict[str, Any]  # trial settings every trial gets (--set, --steps; PBT's probe_every)
-    run_name: str  # <name>-<timestamp>: the Ray folder, the Optuna study and the MLflow parent run
-    experiment: str  # the MLflow experiment: the search name
-    tracking_uri: str  # the MLflow tracking store
-    root: Path  # $XSTILTS_HOME: the caches and the Optuna journals
-    storage: Path  # the Ray results folder that holds run_dir
-    run_dir: Path  # this run's Ray folder; STATE_FILE in it says how to resume
-    resumed: bool = False  # continues an earlier start (--resume)
-    saved_parent_id: str | None = None  # resume: the MLflow parent run id the state file recorded
-
-    @property
-    def journal(self) -> Path:
-        """The Optuna journal of this run's study."""
-        return self.root / "optuna" / f"{self.run_name}.journal"
-
-
-@dataclass
 class _Fitted:
-    grid: Any  # Tune's ResultGrid
+    grid: Any  # Tune's ResultGrid (None: nothing was left to run)
     seconds: float  # Tuner.fit alone
     stopped_by_signal: bool  # Ctrl-C stopped the search
-
-
-@dataclass
-class _Tally:
-    results: list[Any]  # one Tune Result per trial
-    counts: dict[str, int]  # completed, pruned, failed, unfinished
-    nodes: dict[str, int]  # Ray node id -> trials that ran there
-    interrupted: bool  # trials left unfinished, or Ctrl-C
 
 
 def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
     """Run search ``spec`` with ``opts`` to its end, or continue ``opts.resume``; its outcome.
 
     1. ``_start`` a new search run (the space with the CLI's overrides, a fresh run name) or
-       ``_resume`` one (everything from its state file): a ``SearchRun``;
+       ``_resume`` one (everything from its state file, and its ``ResumePlan``): a ``SearchRun``;
     2. make the data and model caches (``prepare_assets``) and connect to Ray (or start it);
-    3. open the MLflow parent run (``_open_parent_run``: a new one, or the resumed run's reopened);
-    4. build the Tuner (``_build_tuner``: a new one, or ``Tuner.restore``);
-    5. fit (``_fit``: the search proper, watching for Ctrl-C, flushing the MLflow callback);
-    6. summarise (``_summarise``: counts, best trial, PBT export, the parent run's summary and
-       status) into the ``SearchOutcome``.
+    3. open the MLflow parent run (``_open_parent_run``: a new one, or the resumed run's reopened,
+       and on resume write into the store what the kill kept from it, ``_reconcile_store``);
+    4. build the Tuner (``_build_tuner``: a new one, continuing the study on resume; PBT restores);
+    5. fit (``_fit``: the search proper, watching for Ctrl-C, then waiting for the MLflow queue);
+    6. summarise (``_summarise``: counts and best trial from the ledger, PBT export, the parent
+       run's summary and status, what the tracking store did not take) into the ``SearchOutcome``.
 
     Ray is shut down at the end if this call started it."""
     t0 = time.perf_counter()
+    bounded_http_retries()  # an unreachable store fails a call in seconds; the callback's queue retries
     root = home(opts.home)
     storage = Path(opts.storage or root / "ray").resolve()
     storage.mkdir(parents=True, exist_ok=True)
@@ -273,10 +235,16 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
     try:
         dashboard_url, nodes = _announce_ray(run.tracking_uri)
         parent_id = _open_parent_run(run, nodes)
-        callback = _trials_callback(run, parent_id)
-        tuner = _build_tuner(run, callback, opts)
-        fitted = _fit(tuner, callback, run.tracking_uri, parent_id)
-        return _summarise(run, parent_id, callback, fitted, t0, dashboard_url)
+        callback = _trials_callback(run, parent_id, opts.tracking_wait_s)
+        ledger = LedgerCallback(run.run_dir)
+        if run.plan is not None and run.plan.left == 0:
+            print(f"[xstilts] search {run.run_name} has all its {run.plan.requested} trials; nothing left to run",
+                  flush=True)
+            fitted = _Fitted(None, 0.0, False)
+        else:
+            tuner = _build_tuner(run, [ledger, callback], opts)
+            fitted = _fit(tuner, callback, run.tracking_uri, parent_id)
+        return _summarise(run, parent_id, callback, ledger.ledger, fitted, t0, dashboard_url)
     finally:
         if started_ray:
             import ray
@@ -307,12 +275,20 @@ def _start(spec: SearchSpec, opts: SearchOptions, root: Path, storage: Path) -> 
 
 
 def _resume(name: str, opts: SearchOptions, root: Path, storage: Path) -> SearchRun:
-    """Search run ``name`` as its state file recorded it (``opts`` may give another tracking URI)."""
-    run_dir = resolve_run_dir(name, storage)
-    state = json.loads((run_dir / STATE_FILE).read_text())
-    return SearchRun(SearchSpec.model_validate_json(state["spec"]), state["trial_overrides"], state["run_name"],
-                     state["experiment"], opts.tracking_uri or state["tracking_uri"], root, run_dir.parent,
-                     run_dir, resumed=True, saved_parent_id=state.get("parent_run_id"))
+    """Search run ``name`` as its state file recorded it, with its plan (not PBT: Tune restores it)."""
+    run = open_search_run(name, storage, str(root), opts.tracking_uri)
+    if run.spec.search.scheduler == "pbt":
+        return run
+    try:
+        run.plan = plan_resume(run.spec, run.run_dir, run.journal, run.run_name, opts.retry_failed)
+    except (ResumeError, OSError) as e:
+        raise SearchError(f"search run {run.run_name} cannot be resumed: {e}") from e
+    for line in run.plan.mended:
+        print(f"[xstilts] resume: {line}", flush=True)
+    p = run.plan
+    print(f"[xstilts] resume: {len(p.finished)} of {p.requested} trials finished, {len(p.reruns)} to run again "
+          f"from their last checkpoints, {p.left - len(p.reruns)} new", flush=True)
+    return run
 
 
 def _announce_ray(tracking_uri: str) -> tuple[str | None, int]:
@@ -329,81 +305,84 @@ def _announce_ray(tracking_uri: str) -> tuple[str | None, int]:
 
 
 def _open_parent_run(run: SearchRun, nodes: int) -> str:
-    """The MLflow parent run's id: the resumed run's, reopened, or a new one (and the state file)."""
-    return _reopen_parent_run(run) if run.resumed else _start_parent_run(run, nodes)
+    """The MLflow parent run's id: the resumed run's, reopened (and the store reconciled with the
+    ledger), or a new one (and the state file). SearchError if the store does not answer."""
+    try:
+        if not run.resumed:
+            return start_parent_run(run, nodes)
+        parent_id = _reopen_parent_run(run)
+        _reconcile_store(run, parent_id)
+        return parent_id
+    except SearchError:
+        raise
+    except Exception as e:
+        raise SearchError(f"the tracking store {run.tracking_uri} does not answer ({type(e).__name__}: "
+                          f"{str(e)[:300]}); start it, or pass --tracking-uri, then run the same command again") from e
 
 
 def _reopen_parent_run(run: SearchRun) -> str:
     """Reopen the resumed run's parent: found by its tag ``xstilts.search``, else the id its state file recorded."""
     parent_id = find_search_run_id(run.tracking_uri, run.run_name) or run.saved_parent_id
     if not parent_id:
-        raise SearchError(f"no MLflow parent run tagged xstilts.search={run.run_name!r} in {run.tracking_uri}")
+        raise SearchError(f"no MLflow parent run tagged xstilts.search={run.run_name!r} in {run.tracking_uri}; "
+                          f"xstilts sync {run.run_name} --tracking-uri {run.tracking_uri} makes it from the results")
     reopen_search_run(run.tracking_uri, parent_id)
     print(f"[xstilts] resuming search {run.run_name} (MLflow parent run {parent_id})", flush=True)
     return parent_id
 
 
-def _start_parent_run(run: SearchRun, nodes: int) -> str:
-    """Start the parent run with the search's settings as params, then write the run's state file."""
-    spec, s, n_trials = run.spec, run.spec.search, run.spec.n_trials()
-    parent_params = {
-        "space_file": spec.source or "(in memory)", "searcher": s.searcher, "scheduler": s.scheduler,
-        "trials": n_trials, "max_concurrent": s.max_concurrent, "cpus_per_trial": s.cpus_per_trial,
-        "gpus_per_trial": s.gpus_per_trial, "time_budget_s": s.time_budget_s or "none",
-        "max_failures": s.max_failures, "metric": s.metric, "mode": s.mode, "seed": s.seed,
-        "ray_results": str(run.run_dir), "ray_nodes": nodes,
-        **({"objectives": ",".join(f"{k}:{v}" for k, v in s.objectives.items())} if s.objectives else {}),
-        **{f"trial.{k}": v for k, v in {**spec.trial, **run.overrides}.items()},
-    }
-    parent_id = start_search_run(run.tracking_uri, run.experiment, run.run_name, parent_params)
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    (run.run_dir / STATE_FILE).write_text(json.dumps({
-        "spec": spec.model_dump_json(), "trial_overrides": run.overrides, "run_name": run.run_name,
-        "experiment": run.experiment, "tracking_uri": run.tracking_uri, "parent_run_id": parent_id,
-        "journal": str(run.journal)}, indent=1))
-    print(f"[xstilts] search {run.run_name}: {n_trials} trials, {s.max_concurrent} at a time, "
-          f"{s.searcher} + {s.scheduler}; MLflow experiment {run.experiment!r} at {run.tracking_uri}", flush=True)
-    return parent_id
+def _reconcile_store(run: SearchRun, parent_id: str) -> None:
+    """Write into the tracking store what the ledger holds and the store lacks (the writes a killed
+    driver still had queued, the ends it never wrote), before the resumed trials add theirs."""
+    from mlflow.tracking import MlflowClient
+
+    exp_id = experiment_id(MlflowClient(run.tracking_uri), run.experiment, run.tracking_uri)
+    spec, overrides = run.spec, run.overrides
+    report = sync_trials(run.tracking_uri, exp_id, parent_id, trials_of_run(run.run_dir),
+                         lambda cfg: trial_params(spec, cfg, overrides))
+    if report.wrote:
+        print(f"[xstilts] resume: the tracking store lacked what the ledger holds: {report.text()}", flush=True)
 
 
-def _trials_callback(run: SearchRun, parent_id: str) -> MLflowTrialsCallback:
+def _trials_callback(run: SearchRun, parent_id: str, wait_s: float) -> MLflowTrialsCallback:
     """The driver's MLflow callback: a nested child run per trial under ``parent_id``, its params
     every sampled dimension and the trial settings."""
     spec, overrides = run.spec, run.overrides
     return MLflowTrialsCallback(run.tracking_uri, run.experiment, parent_id,
-                                params_fn=lambda cfg: trial_params(spec, cfg, overrides))
+                                params_fn=lambda cfg: trial_params(spec, cfg, overrides), end_wait_s=wait_s)
 
 
-def _build_tuner(run: SearchRun, callback: MLflowTrialsCallback, opts: SearchOptions) -> Any:
-    """The Tuner: restored from the run's folder when resuming, else a new one."""
+def _build_tuner(run: SearchRun, callbacks: list[Any], opts: SearchOptions) -> Any:
+    """The Tuner: a new one (continuing the study on resume), or ``Tuner.restore`` for a resumed PBT search."""
     from ray import tune
 
     s = run.spec.search
     threads = max(1, int(s.cpus_per_trial))
+    resumes = run.plan.resume_points() if run.plan else {}
     trainable = tune.with_resources(
-        _make_trainable(run.spec.model_dump_json(), str(run.root), run.overrides, threads),
+        _make_trainable(run.spec.model_dump_json(), str(run.root), run.overrides, threads, resumes),
         {"cpu": s.cpus_per_trial, **({"gpu": s.gpus_per_trial} if s.gpus_per_trial else {})})
-    if run.resumed:
-        return _restore_tuner(run, trainable, callback, opts.retry_failed)
-    return _new_tuner(run, trainable, callback, opts.verbose)
+    if run.resumed and run.plan is None:
+        return _restore_tuner(run, trainable, callbacks, opts.retry_failed)
+    return _new_tuner(run, trainable, callbacks, opts.verbose)
 
 
-def _restore_tuner(run: SearchRun, trainable: Any, callback: MLflowTrialsCallback, retry_failed: bool) -> Any:
-    """``Tuner.restore`` of the run's folder, after failing the Optuna trials Ray never saved."""
+def _restore_tuner(run: SearchRun, trainable: Any, callbacks: list[Any], retry_failed: bool) -> Any:
+    """``Tuner.restore`` of the run's folder (PBT: its population is linked through Tune's state)."""
     from ray import tune
 
     if not tune.Tuner.can_restore(str(run.run_dir)):
         raise SearchError(f"{run.run_dir} holds no Ray Tune state to resume (the driver died before the "
                           "first trial started); start the search again")
-    fail_orphan_optuna_trials(run.run_dir, run.journal, run.run_name)
     tuner = tune.Tuner.restore(str(run.run_dir), trainable, resume_unfinished=True, resume_errored=retry_failed)
-    # the pickled callback is the one built at the first start; use a fresh one on the same parent
-    tuner._local_tuner.get_run_config().callbacks = [callback]  # type: ignore[union-attr]
+    # the pickled callbacks are the ones built at the first start; use fresh ones on the same parent
+    tuner._local_tuner.get_run_config().callbacks = callbacks  # type: ignore[union-attr]
     return tuner
 
 
-def _new_tuner(run: SearchRun, trainable: Any, callback: MLflowTrialsCallback, verbose: int) -> Any:
-    """A new Tuner: the run's searcher and scheduler, trials named by what they try."""
+def _new_tuner(run: SearchRun, trainable: Any, callbacks: list[Any], verbose: int) -> Any:
+    """A new Tuner: the run's searcher and scheduler, trials named by what they try; on resume the
+    budget left, in the same run folder."""
     from ray import tune
 
     spec, s = run.spec, run.spec.search
@@ -415,11 +394,12 @@ def _new_tuner(run: SearchRun, trainable: Any, callback: MLflowTrialsCallback, v
         tune_config=tune.TuneConfig(
             search_alg=search_alg, scheduler=make_scheduler(
                 spec, n_reports(tc.target_steps, tc.eval_every, tc.intermediate_steps, tc.probe_every)),
-            num_samples=spec.n_trials(), max_concurrent_trials=s.max_concurrent, time_budget_s=s.time_budget_s,
-            reuse_actors=s.scheduler != "pbt", trial_name_creator=namer, trial_dirname_creator=namer,
+            num_samples=run.plan.left if run.plan else spec.n_trials(), max_concurrent_trials=s.max_concurrent,
+            time_budget_s=s.time_budget_s, reuse_actors=s.scheduler != "pbt", trial_name_creator=namer,
+            trial_dirname_creator=namer,
         ),
         run_config=tune.RunConfig(
-            name=run.run_name, storage_path=str(run.storage), callbacks=[callback], verbose=verbose,
+            name=run.run_name, storage_path=str(run.storage), callbacks=callbacks, verbose=verbose,
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
     )
@@ -427,10 +407,14 @@ def _new_tuner(run: SearchRun, trainable: Any, callback: MLflowTrialsCallback, v
 
 def _search_alg(run: SearchRun) -> tuple[Any, dict[str, Any] | None]:
     """(the search algorithm, the Tuner's param space): PBT's initial population through Ray's
-    variant generator, else the Optuna searcher on the run's journal (no param space)."""
-    spec = run.spec
+    variant generator, else the Optuna searcher on the run's journal (no param space); on resume it
+    continues the study, its sampler seeded apart from the first start's draws."""
+    spec, plan = run.spec, run.plan
     if spec.search.scheduler != "pbt":
-        return make_search_alg(spec, run.run_name, run.journal), None
+        if plan is None:
+            return make_search_alg(spec, run.run_name, run.journal), None
+        return make_search_alg(spec, run.run_name, run.journal, reruns=plan.reruns,
+                               seed=spec.search.seed + plan.study_trials), None
     from ray.tune.search import BasicVariantGenerator
 
     from xstilts.spaces import placeholders
@@ -441,8 +425,8 @@ def _search_alg(run: SearchRun) -> tuple[Any, dict[str, Any] | None]:
 
 
 def _fit(tuner: Any, callback: MLflowTrialsCallback, tracking_uri: str, parent_id: str) -> _Fitted:
-    """``tuner.fit()``, watching for Ctrl-C; on any way out the callback's queue is flushed, and on
-    an exception the parent run is closed as interrupted before it propagates."""
+    """``tuner.fit()``, watching for Ctrl-C; on any way out the callback's queue is given its time
+    (``end_wait_s``), and on an exception the parent run is closed as interrupted before it propagates."""
     # Tune warns whenever num_to_keep forces experiment snapshots less than 5 s apart (here: each
     # trial's second checkpoint). Measured on the default search: 2-4 forced snapshots, 0.13-0.17 s
     # of a 46 s search in all — not a bottleneck. Its warning about *slow* snapshots stays on.
@@ -453,28 +437,58 @@ def _fit(tuner: Any, callback: MLflowTrialsCallback, tracking_uri: str, parent_i
         grid = tuner.fit()
         fit_seconds = time.perf_counter() - t_fit
     except BaseException:
-        callback.flush()  # what the trials wrote so far, before the parent is closed
-        finish_search_run(tracking_uri, parent_id, {}, {"xstilts.status": "interrupted"}, status="KILLED")
+        callback.finish()  # what the trials wrote so far, before the parent is closed
+        _close_parent(tracking_uri, parent_id, {}, {"xstilts.status": "interrupted"}, "KILLED")
         raise
     finally:
         stopped_by_signal = watch.close()
-    callback.flush()  # Tune calls on_experiment_end, but not on every way out of fit
+    callback.finish()  # Tune calls on_experiment_end, but not on every way out of fit
     if callback.write_errors:
         print(f"[xstilts] warning: {callback.write_errors} MLflow write(s) failed during the search (logged "
-              "above); Ray's results folder has every trial's results", flush=True)
+              "above); the search's ledger and Ray's results folder have every trial's results", flush=True)
     return _Fitted(grid, fit_seconds, stopped_by_signal)
 
 
-def _summarise(run: SearchRun, parent_id: str, callback: MLflowTrialsCallback, fitted: _Fitted, t0: float,
-               dashboard_url: str | None) -> SearchOutcome:
-    """Count the trials, find the best, export PBT's winning schedule, log the parent run's summary
-    (leaderboard and plots unless interrupted) and close it: the search's outcome."""
+def _close_parent(tracking_uri: str, parent_id: str, metrics: dict[str, float], tags: dict[str, str],
+                  status: str) -> bool:
+    """Close the parent run; False (and a warning) when the store does not take it."""
+    try:
+        finish_search_run(tracking_uri, parent_id, metrics, tags, status=status)
+        return True
+    except Exception as e:
+        print(f"[xstilts] warning: the parent run could not be closed in {tracking_uri} ({type(e).__name__}: "
+              f"{str(e)[:200]})", flush=True)
+        return False
+
+
+def _close_stopped(run: SearchRun, fitted: _Fitted, ledger: Ledger) -> None:
+    """Trials Tune stopped without telling anyone (a time budget ran out) end in the ledger as pruned,
+    and Optuna hears of it; after Ctrl-C they stay unfinished, for a resume to run again."""
+    if fitted.grid is None or fitted.stopped_by_signal:
+        return
+    ended = {name for name, t in read_ledger(run.run_dir).items() if t.ended}
+    for t in _trials_of(fitted.grid):
+        if t.status == "TERMINATED" and str(t) not in ended:
+            ledger.append(end_event(str(t), (t.config or {}).get(NUMBER), "pruned", dict(t.last_result or {})),
+                          durable=True)
+    if run.spec.search.scheduler != "pbt":
+        settle_study(run.spec, run.run_dir, run.journal, run.run_name)
+
+
+def _summarise(run: SearchRun, parent_id: str, callback: MLflowTrialsCallback, ledger: Ledger, fitted: _Fitted,
+               t0: float, dashboard_url: str | None) -> SearchOutcome:
+    """Count the trials and find the best (from the ledger: the whole search, every session), export
+    PBT's winning schedule, log the parent run's summary (leaderboard and plots unless interrupted)
+    and close it, record how the search ended in the ledger: the search's outcome."""
     s = run.spec.search
-    tally = _tally(fitted.grid, fitted.stopped_by_signal)
-    best_config, best_metrics = _best_trial(tally.results, s.metric, s.mode)
-    summary: dict[str, float] = {f"trials/{k}": v for k, v in tally.counts.items()}
-    tags = {"xstilts.status": "interrupted" if tally.interrupted else "finished",
-            "ray.nodes_used": str(len(tally.nodes))}
+    _close_stopped(run, fitted, ledger)
+    discard_set_aside(run.run_dir)
+    count = tally(read_ledger(run.run_dir), s.metric, s.mode)
+    interrupted = count.counts["unfinished"] > 0 or fitted.stopped_by_signal
+    best_config = dict(count.best.config) if count.best else None
+    best_metrics = {**count.best.final, "trial_id": count.best.trial_id} if count.best else None
+    summary: dict[str, float] = {f"trials/{k}": v for k, v in count.counts.items()}
+    tags = {"xstilts.status": "interrupted" if interrupted else "finished", "ray.nodes_used": str(len(count.nodes))}
     if callback.write_errors:
         tags["xstilts.tracking_errors"] = str(callback.write_errors)
     if best_metrics and best_config:
@@ -490,53 +504,32 @@ def _summarise(run: SearchRun, parent_id: str, callback: MLflowTrialsCallback, f
     seconds = time.perf_counter() - t0
     summary["search/seconds"] = seconds
     summary["search/fit_seconds"] = fitted.seconds
+    status = "KILLED" if interrupted else "FINISHED"
+    ledger.append({"event": "search", "status": status, "summary": summary, "tags": tags,
+                   "ledger_seconds": round(ledger.seconds, 4), "ledger_lines": ledger.lines}, durable=True)
+    ledger.close()
     t_sum = time.perf_counter()
-    if not tally.interrupted:
+    pending = callback.pending()
+    if not interrupted and not pending:
         from xstilts.dashboards.summary import log_search_summary  # leaderboard + plots; never raises
 
         log_search_summary(run.tracking_uri, parent_id, metric=s.metric, mode=s.mode, journal_path=run.journal)
     summary_seconds = time.perf_counter() - t_sum
-    finish_search_run(run.tracking_uri, parent_id, summary, tags,
-                      status="KILLED" if tally.interrupted else "FINISHED")
-    if tally.interrupted:
-        print(f"[xstilts] search interrupted with {tally.counts['unfinished']} trial(s) unfinished; continue it "
+    if pending or not _close_parent(run.tracking_uri, parent_id, summary, tags, status):
+        _say_what_is_missing(run, pending)
+    if interrupted:
+        print(f"[xstilts] search interrupted with {count.counts['unfinished']} trial(s) unfinished; continue it "
               f"with:  xstilts search --resume {run.run_name}", flush=True)
     return SearchOutcome(run.run_name, run.experiment, parent_id, run.tracking_uri, str(run.run_dir), best_config,
-                         best_metrics, tally.counts, seconds, dashboard_url, tally.interrupted, s.metric,
-                         tally.nodes, fitted.seconds, summary_seconds, s.scheduler)
+                         best_metrics, count.counts, seconds, dashboard_url, interrupted, s.metric, count.nodes,
+                         fitted.seconds, summary_seconds, s.scheduler, pending, ledger.seconds)
 
 
-def _tally(grid: Any, stopped_by_signal: bool) -> _Tally:
-    """Each trial completed, pruned (stopped early with results), failed or left unfinished, and
-    where the trials ran."""
-    trials = _trials_of(grid)
-    unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
-    if stopped_by_signal:  # Ctrl-C: Ray stops the running trials; they have no final result
-        unfinished = [t for t in trials if t.status != "ERROR" and not (t.last_result or {}).get(TRIAL_DONE)]
-    counts = {"completed": 0, "pruned": 0, "failed": 0, "unfinished": len(unfinished)}
-    results = [grid[i] for i in range(len(grid))]
-    node_count: dict[str, int] = {}
-    for r in results:
-        m = r.metrics or {}
-        if m.get("ray/node_id"):
-            node_count[str(m["ray/node_id"])] = node_count.get(str(m["ray/node_id"]), 0) + 1
-        if r.error is not None:
-            counts["failed"] += 1
-        elif m.get(TRIAL_DONE):
-            counts["completed"] += 1
-        elif m:
-            counts["pruned"] += 1
-    return _Tally(results, counts, node_count, bool(unfinished) or stopped_by_signal)
-
-
-def _best_trial(results: list[Any], metric: str, mode: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(config, metrics) of the best trial that reported ``metric`` without error; (None, None) if none did."""
-    ok = [r for r in results if r.error is None and r.metrics and metric in r.metrics]
-    if not ok:
-        return None, None
-    sign = 1 if mode == "max" else -1
-    best = max(ok, key=lambda r: sign * (r.metrics or {})[metric])
-    return dict(best.config or {}), dict(best.metrics or {})
+def _say_what_is_missing(run: SearchRun, pending: list[str]) -> None:
+    trials = sorted({p.split(":", 1)[0] for p in pending if ":" in p})
+    print(f"[xstilts] the tracking store {run.tracking_uri} did not take {len(pending)} write(s)"
+          + (f" (trials: {', '.join(trials)})" if trials else "") + f"; every result is in {run.run_dir / LEDGER_FILE}."
+          f" When the store answers:  xstilts sync {run.run_name}", flush=True)
 
 
 class _SigintWatch:

@@ -49,7 +49,7 @@ from xstilts.spaces import (
 from xstilts.trainer.names import TRIAL_DONE
 
 __all__ = ["make_sampler", "make_search_alg", "journal_storage", "pbt_population", "top_quarter", "optuna_state",
-           "PrunedToOptuna"]
+           "PrunedToOptuna", "seed_points"]
 
 
 def top_quarter(n: int) -> int:
@@ -61,11 +61,12 @@ def top_quarter(n: int) -> int:
     return min(math.ceil(0.25 * n), 25)
 
 
-def make_sampler(spec: SearchSpec) -> Any:
-    """The Optuna sampler for ``spec.search.searcher`` (raises on anything unsupported)."""
+def make_sampler(spec: SearchSpec, seed: int | None = None) -> Any:
+    """The Optuna sampler for ``spec.search.searcher`` (raises on anything unsupported), seeded with
+    ``seed`` (default: the space's)."""
     import optuna
 
-    s = spec.search
+    s = spec.search.model_copy(update={"seed": spec.search.seed if seed is None else seed})
     n = spec.n_trials()
     startup = min(10, max(2, n // 3))
     if s.searcher == "tpe":
@@ -140,22 +141,35 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def make_search_alg(spec: SearchSpec, study_name: str, journal: Path) -> Any:
-    """A pruning-aware ``OptunaSearch`` for ``spec`` on the study ``study_name`` in the journal file
-    ``journal``."""
-    metrics, modes = spec.search.objective_list()
+def seed_points(spec: SearchSpec) -> list[dict[str, Any]]:
+    """What the study tries first, in Optuna's param names: the seed points, then (grid) every grid point."""
     points = optuna_points(spec)
     if spec.search.searcher == "grid":
         points += grid_points(spec)
-    return _optuna_search_class()(
+    return points
+
+
+def make_search_alg(spec: SearchSpec, study_name: str, journal: Path, reruns: list[Any] | None = None,
+                    seed: int | None = None) -> Any:
+    """A pruning-aware ``OptunaSearch`` for ``spec`` on the study ``study_name`` in ``journal``.
+
+    With ``reruns`` (a resumed search, ``resume.Rerun``): a ``ContinuedOptunaSearch`` that hands
+    those out first; the seed points are in the study already (``plan_resume`` enqueues any a kill
+    kept out), so they are not enqueued twice."""
+    metrics, modes = spec.search.objective_list()
+    common: dict[str, Any] = dict(
         space=define_by_run(spec),
         metric=metrics if len(metrics) > 1 else metrics[0],
         mode=modes if len(modes) > 1 else modes[0],
-        sampler=make_sampler(spec),
+        sampler=make_sampler(spec, seed),
         study_name=study_name,
         storage=journal_storage(journal),
-        points_to_evaluate=points or None,
     )
+    if reruns is not None:
+        from .resume import ContinuedOptunaSearch
+
+        return ContinuedOptunaSearch(reruns=reruns, **common)
+    return _optuna_search_class()(points_to_evaluate=seed_points(spec) or None, **common)
 
 
 def pbt_population(spec: SearchSpec) -> list[dict[str, Any]]:

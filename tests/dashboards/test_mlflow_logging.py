@@ -242,18 +242,21 @@ def test_tune_hooks_only_queue_the_writes_and_a_failed_write_never_raises(new_st
     assert broken.write_errors >= 1  # logged and counted; the hooks raised nothing
 
 
-def test_tunes_experiment_snapshot_waits_for_the_queued_writes(new_store: str) -> None:
-    """Tune calls ``get_state`` when it snapshots the experiment; a resumed search trusts that
-    snapshot, so every write queued before it must be in the store when it returns."""
+def test_tunes_experiment_snapshot_never_waits_for_the_store(new_store: str) -> None:
+    """Tune calls ``get_state`` in its event loop at every experiment snapshot: it must return at
+    once even while the writes are stuck (a store that does not answer must not stall the search;
+    a resume reconciles the store from the ledger instead of trusting the snapshot)."""
     cb, gate, parent, _ = _gated_trial(new_store, "snap")
     states: list = []
     snap = threading.Thread(target=lambda: states.append(cb.get_state()))
     snap.start()
-    snap.join(0.5)
-    assert snap.is_alive()  # still waiting: the trial's writes are blocked
+    snap.join(5)
+    assert not snap.is_alive() and states == [None]  # returned while the trial's writes are blocked
+    assert cb.pending() == ["t0000-sequential: start", "t0000-sequential: result 1", "t0000-sequential: end"]
+    assert cb.flush(timeout=0.2) is False  # a bounded wait says what is left
     gate.set()
-    snap.join(60)
-    assert states == [None]  # no state of its own for Tune to save
+    assert cb.flush(timeout=60) is True and cb.pending() == []
     client = MlflowClient(new_store)
     (kid,) = _children(client, client.get_experiment_by_name("snap").experiment_id, parent)
     assert kid.data.tags["xstilts.status"] == "completed"
+    assert kid.data.tags["xstilts.trial"] == "t0000-sequential"

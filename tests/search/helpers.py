@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import TEST_TINY
+from xstilts.search.bench_faults import poll_until
 
 # short trials: two evaluations each (ASHA has a rung), a few seconds on one core
 FAST = {"intermediate_steps": 20, "target_steps": 40, "eval_every": 20, "batch_size": 16, "eval_max_examples": 60}
@@ -68,15 +68,12 @@ def trial_states(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None,
              log: Path | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the search exited ({proc.returncode}) before {what}:\n"
-                                 f"{log.read_text()[-4000:] if log else ''}")
-        time.sleep(0.3)
+    v = poll_until(cond, timeout, proc, every=0.3)
+    if v:
+        return v
+    if proc is not None and proc.poll() is not None:
+        raise AssertionError(f"the search exited ({proc.returncode}) before {what}:\n"
+                             f"{log.read_text()[-4000:] if log else ''}")
     raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-4000:] if log else ''}")
 
 
@@ -99,3 +96,36 @@ def children(uri: str, experiment: str) -> tuple[Any, list[Any]]:
 def result_lines(run_dir: Path, dirname: str) -> list[dict[str, Any]]:
     f = run_dir / dirname / "result.json"
     return [json.loads(x) for x in f.read_text().splitlines() if x.strip()] if f.exists() else []
+
+
+def optuna_states(journal: Path, study: str) -> list[str]:
+    """The state name of every trial of ``study`` in the Optuna journal (number order); [] before it exists."""
+    import optuna
+
+    from xstilts.search.searchers import journal_storage
+
+    if not journal.exists():
+        return []
+    try:
+        s = optuna.load_study(study_name=study, storage=journal_storage(journal))
+    except KeyError:
+        return []
+    return [t.state.name for t in s.get_trials(deepcopy=False)]
+
+
+RAY_STATE_FILES = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl", "tuner.pkl")
+
+
+def snapshot_ray_state(run_dir: Path) -> dict[str, bytes]:
+    """Tune's saved experiment state as it is in the results folder now (file name -> bytes)."""
+    return {f.name: f.read_bytes() for pattern in RAY_STATE_FILES for f in run_dir.glob(pattern)}
+
+
+def put_back_ray_state(run_dir: Path, snapshot: dict[str, bytes]) -> None:
+    """Make the results folder hold exactly ``snapshot`` of Tune's state: what a driver killed
+    before its next sync leaves there."""
+    for pattern in RAY_STATE_FILES:
+        for f in run_dir.glob(pattern):
+            f.unlink()
+    for name, data in snapshot.items():
+        (run_dir / name).write_bytes(data)
