@@ -109,6 +109,7 @@ TYDIQA_LANGUAGES: Mapping[str, str] = _ro({
 })  # fmt: skip
 
 _QA = ("id", "title", "context", "question", "answers")
+_XQUAD = ("id", "context", "question", "answers")  # google/xtreme's XQuAD records carry no title
 _PAIRS = ("source_sentence", "target_sentence", "source_lang", "target_lang")
 _EN = ("en",)
 _PANX_HELP = (
@@ -139,7 +140,7 @@ HUB_TASKS: dict[str, HubSource] = {
         tuple(UDPOS_LANGUAGES), ("tokens", "pos_tags"), lang_codes=UDPOS_LANGUAGES, legacy_paths=("xtreme",),
     ),
     "xquad": HubSource(
-        XTREME, "XQuAD.{lang}", _splits(("validation",), test="validation"), _XQUAD_LANGS, _QA,
+        XTREME, "XQuAD.{lang}", _splits(("validation",), test="validation"), _XQUAD_LANGS, _XQUAD,
         english_train="squad", legacy_paths=("xtreme",),
     ),
     "mlqa": HubSource(
