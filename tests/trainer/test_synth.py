@@ -590,11 +590,13 @@ def test_xquad_records_have_no_title_like_google_xtreme(data: dict[str, Any]) ->
 def test_pawsx_pairs_share_their_words_and_differ_in_order(data: dict[str, Any]) -> None:
     """PAWS: the two sentences have the same words (the second may drop the adjective); a
     non-paraphrase swaps the object and the companion noun, so only which word fills which role
-    tells the label: the object is then a noun of a companion topic."""
-    from xstilts.trainer.synth.paraphrase import _COMPANION_TOPICS, _OBJECT_TOPICS
+    tells the label: the object is then a noun of a companion topic, except in the pairs (about
+    ``_SAME_KIND``) whose companion is an object noun too, where only the word order tells."""
+    from xstilts.trainer.synth.paraphrase import _COMPANION_TOPICS, _OBJECT_TOPICS, _SAME_KIND
 
     topic_of = _topic_of(World(0))
     rows = data["tasks"]["pawsx"]["train"]["en"]
+    same_kind = 0
     for r in rows:
         a, b = r["sentence1"].split(), r["sentence2"].split()
         assert set(b) <= set(a) and len(a) - len(b) in (0, 1), r
@@ -602,11 +604,13 @@ def test_pawsx_pairs_share_their_words_and_differ_in_order(data: dict[str, Any])
         a, b = [x for x in a if x not in adj], [x for x in b if x not in adj]
         assert (a == b) == (r["label"] == "1"), r
         nouns = [x for x in a if topic_of.get(x, ("",))[0] == "noun"]  # the object, then the companion
-        assert topic_of[nouns[0]][1] in _OBJECT_TOPICS and topic_of[nouns[1]][1] in _COMPANION_TOPICS, r
+        assert topic_of[nouns[0]][1] in _OBJECT_TOPICS and nouns[0] != nouns[1], r
+        same_kind += topic_of[nouns[1]][1] not in _COMPANION_TOPICS  # (then in an object topic)
         if r["label"] == "0":
             assert [x for x in b if x in nouns] == nouns[::-1], r  # the two nouns swapped, nothing else
             assert [x for x, y in zip(a, b, strict=True) if x != y] == nouns, r
     assert Counter(r["label"] for r in rows)["0"] == pytest.approx(len(rows) / 2, rel=0.1)
+    assert same_kind / len(rows) == pytest.approx(_SAME_KIND, abs=0.03)
 
 
 def test_udpos_words_after_the_determiner_are_adjectives_or_nouns_by_what_they_are(data: dict[str, Any]) -> None:
