@@ -105,10 +105,12 @@ def validity_markdown(table: dict[str, dict[str, Any]], obj_langs: list[str]) ->
     for t, row in table.items():
         c = row["checks"]
         ceiling = not c["below_ceiling"]
+        en = row["en"]
+        # learnable reads English, or without it (retrieval) the best language
+        best = max(row["languages"].values()) if en is None and not c["learnable"] else None
         cells = [t, num(row["chance"]),
-                 num(row["en"], (row["en"] is not None and not c["learnable"]) or (ceiling and row["en"] is not None
-                                                                                   and row["en"] > CEILING)),
-                 *(num(v, ceiling and v > CEILING) for v in row["languages"].values()),
+                 num(en, en is not None and (not c["learnable"] or (ceiling and en > CEILING))),
+                 *(num(v, (ceiling and v > CEILING) or v == best) for v in row["languages"].values()),
                  num(row["control"]), num(row["spearman"], not c["graded"]),
                  num(row["control_gap"], not c["control_gap"]), "yes" if row["valid"] else "no"]
         lines.append("| " + " | ".join(cells) + " |")

@@ -65,6 +65,9 @@ def test_the_markdown_table_marks_what_fails() -> None:
     assert md[0].startswith("| target | chance | en | xa |") and md[0].endswith("| valid |")
     assert md[2] == ("| xnli | .333 | .950 | .910 | .900 | .890 | .850 | .460 | .500 | .975 | .410 | yes |")
     assert "| **.500** |" in md[3] and md[3].endswith("| no |")
+    retrieval = {"xa": 0.19, "xb": 0.17, "xc": 0.12, "xd": 0.14, "xe": 0.06, "xz": 0.01}  # no English score
+    md = validity_markdown(validity_table({"tatoeba": retrieval}, {"tatoeba": 0.0}, OVERLAP, OBJ, ["xz"]), OBJ)
+    assert md.splitlines()[2].startswith("| tatoeba | .000 | – | **.190** | .170 |")  # the best, not learnable
 
 
 def test_paired_effects_and_their_mean_over_tasks() -> None:
