@@ -529,7 +529,7 @@ def _topic_of(w: World) -> dict[str, tuple[str, int]]:
 
 
 @pytest.mark.parametrize(("task", "split", "n_clauses"), [("xquad", "validation", 3), ("mlqa", "test", 4),
-                                                           ("tydiqa", "validation", 2), ("squad", "train", 3)])
+                                                           ("tydiqa", "validation", 3), ("squad", "train", 3)])
 def test_qa_answers_have_a_candidate_of_their_type_in_every_clause(data: dict[str, Any], task: str, split: str,
                                                                    n_clauses: int) -> None:
     """Every clause has a name and a number: the answer's type never gives it away, nor its position."""
