@@ -114,7 +114,7 @@ def rung_predictiveness(histories: list[tuple[list[float], list[float]]]) -> lis
     """What an early-stopping rung at report k would see: Spearman of the value at report k with the
     final value, and the mean fraction of a trial's seconds spent by then (over complete histories
     of one length)."""
-    from .bench_transfer import spearman
+    from .transfer_validity import spearman
 
     if not histories:
         return []

@@ -11,24 +11,32 @@ by running real trials (``run_trial``, DeepSpeed engine) in this process:
 * ``overlap``: {language: share of content words identical to English};
 * ``spearman_overlap_score``: Spearman correlation of overlap and zero-shot score over the
   non-control languages, per target (and for the mean over targets);
+* ``validity``: per target, does it measure transfer (``transfer_validity``: chance, English,
+  every language, the control, Spearman, the control gap, the four rules and ``valid``);
+  ``all_targets_valid``;
 * ``translate_train_xnli``: the XNLI-like task trained on English plus every language's
   "translated" train split (a reference: no longer zero-shot);
-* ``intermediate_effect`` / ``intermediate_effect_se``: {intermediate task: mean change of the
-  default objective (``test/zero_shot/avg`` of the default targets, non-control languages) when
-  that single task is trained first (sequential schedule), paired by seed} and its standard error;
+* ``intermediate_effect_by_target``: {target: each intermediate task's effect on the target's
+  test score (mean over the objective languages) when that single task is trained first
+  (sequential schedule), paired by seed against the zero-shot tables' runs, its SE, and the mean
+  over tasks}; ``paper_comparison``: that set beside X-STILTs (largest gains on retrieval and QA,
+  none on XNLI); ``intermediate_effect`` / ``intermediate_effect_se``: the column of the default
+  objective (``test/zero_shot/avg`` of the default targets);
 * ``seconds``: generation, pretraining, per trial, and ``default_trial``: one trial of the default
   search's first point (MNLI then XNLI, 300 + 300 steps, dev evaluation every 100) timed whole;
   ``targets``: each issue target, met or not.
 
 The benchmark's own trials evaluate dev once, at the end (``eval_every = target_steps``): it
 reads only the final scores, and evaluation draws no random numbers, so every score is the same
-as with the default ``eval_every`` (checked) for about a third less time per trial.
+as with the default ``eval_every`` (checked) for about a third less time per trial. A trial asked
+for twice (an effect's baseline is a zero-shot table's run) runs once.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -38,32 +46,13 @@ from typing import TYPE_CHECKING, Any
 
 from xstilts.trainer.names import TEST_OBJECTIVE
 
+from .transfer_validity import effects_by_target, paper_comparison, spearman, validity_table
+
 if TYPE_CHECKING:
     from xstilts.trainer.config import TrialRuntime
 
-__all__ = ["run", "spearman", "TransferBench", "zero_shot_tables", "overlap_spearman", "translate_train_xnli", "intermediate_effects",
-           "default_trial_seconds"]
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    def ranks(v: list[float]) -> list[float]:
-        order = sorted(range(len(v)), key=lambda i: v[i])
-        r = [0.0] * len(v)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                r[order[k]] = (i + j) / 2
-            i = j + 1
-        return r
-
-    rx, ry = ranks(x), ranks(y)
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    num = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    den = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
-    return num / den if den else float("nan")
+__all__ = ["run", "TransferBench", "zero_shot_tables", "overlap_spearman", "translate_train_xnli",
+           "intermediate_effects", "default_trial_seconds"]
 
 
 @dataclass
@@ -75,6 +64,7 @@ class TransferBench:
     base: dict[str, Any]  # TrialConfig fields every trial shares (tiny model, schedule, fidelity)
     runtime: TrialRuntime  # where the trials run: the home, 2 threads
     trial_s: list[float] = field(default_factory=list)  # each trial's seconds, in the order they ran
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)  # the metrics of every trial run, by config
 
     @property
     def langs(self) -> list[str]:
@@ -86,23 +76,32 @@ class TransferBench:
         return [lang for lang in self.langs if lang != "en" and lang not in self.bench.control_languages]
 
     def trial(self, seed: int, **over: Any) -> dict[str, Any]:
-        """One trial of the shared settings with training seed ``seed`` and ``over``: its metrics."""
+        """One trial of the shared settings with training seed ``seed`` and ``over``: its metrics
+        (a trial asked for again is not run again: the same config trains the same model)."""
         from xstilts.trainer.config import TrialConfig
         from xstilts.trainer.trial import run_trial
 
         cfg = TrialConfig.model_validate({**self.base, "seed": seed, **over})
-        ts = time.perf_counter()
-        res = run_trial(cfg, None, runtime=self.runtime, log=lambda s: None)
-        self.trial_s.append(time.perf_counter() - ts)
-        return dict(res["metrics"])
+        key = cfg.model_dump_json()
+        if key not in self.done:
+            ts = time.perf_counter()
+            res = run_trial(cfg, None, runtime=self.runtime, log=lambda s: None)
+            self.trial_s.append(time.perf_counter() - ts)
+            self.done[key] = dict(res["metrics"])
+        return self.done[key]
 
 
-def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 16, home: str | None = None,
+def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 3, home: str | None = None,
         parts: tuple[str, ...] = ("zero_shot", "effects")) -> dict[str, Any]:
     """``seeds`` fine-tuning seeds for the zero-shot tables, ``effect_seeds`` for the intermediate
-    effects (paired differences of two noisy runs need more: their per-seed spread is ~8 points);
-    ``parts`` picks what to measure: the zero-shot tables (with the overlap correlations and the
-    translate-train reference), the intermediate effects; then the default trial, and the targets."""
+    effects (every intermediate task on every target: 81 pairs, so few seeds each; their mean over
+    tasks per target has ~9x the seeds); ``parts`` picks what to measure: the zero-shot tables
+    (with the overlap correlations, the validity table and the translate-train reference), the
+    intermediate effects; then the default trial, and the targets."""
+    # OpenMP threads spin while they wait: on a machine shared with other work, torch's 2 threads
+    # ran ~30x slower so (a tiny-model step: 3.9 s spinning, 0.12-0.25 s passive, load ~15 on 2
+    # cores). Passive waiting, unless asked otherwise; it takes effect only before torch's import.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     from xstilts.trainer.config import TrialConfig
@@ -113,15 +112,22 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 16, home: str |
     n_seeds = 1 if quick else seeds
     n_effect = 1 if quick else effect_seeds
     langs, obj_langs = tb.langs, tb.obj_langs
+    default_targets = TrialConfig.model_fields["target_tasks"].default_factory()  # type: ignore[misc]
     zero_shot, zero_shot_se, clean = zero_shot_tables(tb, n_seeds) if "zero_shot" in parts else ({}, {}, {})
     overlap = dict(tb.bench.manifest["overlap"])
     rho, rho_mean = overlap_spearman(overlap, zero_shot, obj_langs)
+    chance = {t: (1.0 / TASKS[t].num_labels if TASKS[t].num_labels else 0.0) for t in TARGET_TASKS}
+    validity = validity_table(zero_shot, chance, overlap, obj_langs, tb.bench.control_languages)
     translate_train = translate_train_xnli(tb, n_seeds) if "zero_shot" in parts else {}
     inter = list(INTERMEDIATE_TASKS)[: 2 if quick else None] if "effects" in parts else []
+    # at smoke size: the default target and a retrieval target, enough to run every kind of effect
+    effect_targets = [*default_targets, "tatoeba"] if quick else list(TARGET_TASKS)
     first_effect_trial = len(tb.trial_s)
-    effects, effects_se = intermediate_effects(tb, inter, n_effect)
+    by_target = intermediate_effects(tb, inter, effect_targets if inter else [], n_effect)
+    effects = {task: statistics.fmean(by_target[t]["effect"][task] for t in default_targets) for task in inter}
+    effects_se = {task: math.sqrt(sum(by_target[t]["se"][task] ** 2 for t in default_targets)) / len(default_targets)
+                  for task in inter}
 
-    chance = {t: (1.0 / TASKS[t].num_labels if TASKS[t].num_labels else 0.0) for t in TARGET_TASKS}
     xnli_mean = statistics.fmean(zero_shot["xnli"][lang] for lang in obj_langs) if zero_shot else float("nan")
     seconds["per_trial_mean"] = statistics.fmean(tb.trial_s)
     seconds["per_trial_max"] = max(tb.trial_s)
@@ -132,12 +138,12 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 16, home: str |
         "xnli_mean_ge_chance_plus_0.15": xnli_mean >= chance["xnli"] + 0.15,
         "xnli_spearman_ge_0.7": rho.get("xnli", float("nan")) >= 0.7,
         "mean_over_targets_spearman_ge_0.7": rho_mean >= 0.7,
+        "every_target_valid": bool(validity) and all(v["valid"] for v in validity.values()),
         "an_effect_ge_+2pts_beyond_2se": any(e >= 0.02 and e > 2 * effects_se[k] for k, e in effects.items()),
         "an_effect_le_-2pts_beyond_2se": any(e <= -0.02 and -e > 2 * effects_se[k] for k, e in effects.items()),
         "default_trial_le_30s": seconds["default_trial"] <= 30,
         "pretraining_le_6min": (seconds["pretraining"] or 0) <= 360,
     }
-    default_targets = TrialConfig.model_fields["target_tasks"].default_factory()  # type: ignore[misc]
     return {
         "seeds": n_seeds, "effect_seeds": n_effect, "parts": list(parts), "quick": quick, "languages": langs,
         "controls": tb.bench.control_languages,
@@ -146,8 +152,10 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 16, home: str |
         "clean_n": _clean_counts(tb.bench, [x for x in langs if x != "en"]),
         "xnli_objective_mean": xnli_mean, "overlap": overlap,
         "spearman_overlap_score": rho, "spearman_overlap_mean_over_targets": rho_mean,
+        "validity": validity, "all_targets_valid": met["every_target_valid"],
         "translate_train_xnli": translate_train,
         "intermediate_effect": effects, "intermediate_effect_se": effects_se,
+        "intermediate_effect_by_target": by_target, "paper_comparison": paper_comparison(by_target),
         "seconds": seconds, "targets": met,
     }
 
@@ -231,19 +239,30 @@ def translate_train_xnli(tb: TransferBench, n_seeds: int) -> dict[str, float]:
     return translate_train
 
 
-def intermediate_effects(tb: TransferBench, tasks: list[str], n_effect: int
-                         ) -> tuple[dict[str, float], dict[str, float]]:
-    """Each intermediate task's effect on the default objective, trained first (sequential),
-    paired by seed against no intermediate task: ({task: mean change}, {task: its standard error})."""
-    baseline = [tb.trial(s) for s in range(n_effect)] if tasks else []
-    effects: dict[str, float] = {}
-    effects_se: dict[str, float] = {}
-    for task in tasks:
-        diffs = [tb.trial(s, intermediate={task: 1.0})[TEST_OBJECTIVE] - baseline[s][TEST_OBJECTIVE]
-                 for s in range(n_effect)]
-        effects[task], effects_se[task] = statistics.fmean(diffs), _se(diffs)
-        _progress(f"intermediate {task}: {effects[task]:+.4f} ± {effects_se[task]:.4f}")
-    return effects, effects_se
+def intermediate_effects(tb: TransferBench, tasks: list[str], targets: list[str], n_effect: int
+                         ) -> dict[str, dict[str, Any]]:
+    """Each intermediate task's effect on each target: the target alone, trained after the task
+    (sequential), against the target alone, paired by seed (the baseline runs are the zero-shot
+    tables' own, reused; a retrieval target's baseline, the pretrained encoder, is one run). Each
+    score is the target's test score, the mean over the objective languages.
+    ``effects_by_target``'s {target: {"effect", "se", "mean", "mean_se"}}."""
+    from xstilts.trainer.tasks import TASKS
+
+    def score(t: str, seed: int, **over: Any) -> float:
+        return float(tb.trial(seed, target_tasks=[t], **over)[f"test/zero_shot/{t}"])
+
+    baseline: dict[str, list[float]] = {}
+    treated: dict[str, dict[str, list[float]]] = {}
+    for t in targets:
+        trained = TASKS[t].family != "retrieval"
+        baseline[t] = [score(t, s if trained else 0, eval_clean=True) for s in range(n_effect)]
+        treated[t] = {}
+        for task in tasks:
+            treated[t][task] = [score(t, s, intermediate={task: 1.0}) for s in range(n_effect)]
+        by = effects_by_target({t: baseline[t]}, {t: treated[t]})[t]
+        _progress(f"intermediate effects on {t}: mean {by['mean']:+.4f} ± {by['mean_se']:.4f}; "
+                  + " ".join(f"{k} {v:+.3f}" for k, v in by["effect"].items()))
+    return effects_by_target(baseline, treated)
 
 
 def default_trial_seconds(tb: TransferBench, quick: bool) -> float:

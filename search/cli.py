@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tpe-alone", action="store_true",
                    help="search: also run TPE without early stopping in the efficiency part")
     b.add_argument("--trials", type=int, help="search: trials per searcher and seed in the efficiency part (default: the space's budget, 12)")
-    b.add_argument("--effect-seeds", type=int, help="transfer: seeds for the intermediate effects (default 16)")
+    b.add_argument("--effect-seeds", type=int,
+                   help="transfer: seeds for each intermediate task's effect on each target (default 3)")
     b.add_argument("--only", choices=["zero_shot", "effects"], help="transfer: measure only this part")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of a search and log it")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ from xstilts.search.bench import (
     trial_records,
     zero_overhead_makespan,
 )
-from xstilts.search.bench_transfer import spearman
-
-
-def test_spearman_ranks_with_ties() -> None:
-    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert spearman([0.5, 0.3, 0.2, 0.1, 0.1], [0.99, 0.95, 0.96, 0.8, 0.44]) == pytest.approx(0.8721, abs=1e-4)
-    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))  # no spread in x: undefined, not 0
 
 
 def _write_trial(root: Path, name: str, lines: list[dict[str, object]]) -> None:
@@ -122,11 +113,28 @@ def test_bench_transfer_cli_prints_one_json_object_at_smoke_size(tiny_home: Path
     assert set(out["translate_train_xnli"]) == set(langs)
     assert out["chance"]["xnli"] == pytest.approx(1 / 3)
     assert out["overlap"]["xz"] == 0.0 and out["overlap"]["en"] == 1.0
+    # the validity table: a row per target, its figures the zero-shot table's, its flag the four rules
+    assert set(out["validity"]) == set(TARGET_TASKS)
+    for t, row in out["validity"].items():
+        assert set(row["checks"]) == {"learnable", "graded", "control_gap", "below_ceiling"}
+        assert row["valid"] == all(row["checks"].values())
+        assert row["control"] == out["zero_shot"][t]["xz"]
+        assert row["languages"] == {x: out["zero_shot"][t][x] for x in out["objective"]["languages"]}
+        assert (row["en"] is None) == (t in ("bucc", "tatoeba"))
+    assert out["all_targets_valid"] == all(r["valid"] for r in out["validity"].values())
+    # effects per target: the default target and a retrieval one at smoke size, each intermediate task
+    by_target = out["intermediate_effect_by_target"]
+    assert set(by_target) == {"xnli", "tatoeba"}
+    assert all(set(v["effect"]) == set(INTERMEDIATE_TASKS[:2]) for v in by_target.values())
+    assert out["intermediate_effect"] == by_target["xnli"]["effect"]  # the default objective is XNLI's
+    assert out["paper_comparison"]["ranked_by_mean_effect"] in (["xnli", "tatoeba"], ["tatoeba", "xnli"])
     assert set(out["targets"]) == {"xnli_mean_ge_chance_plus_0.15", "xnli_spearman_ge_0.7",
-                                   "mean_over_targets_spearman_ge_0.7",
+                                   "mean_over_targets_spearman_ge_0.7", "every_target_valid",
                                    "an_effect_ge_+2pts_beyond_2se", "an_effect_le_-2pts_beyond_2se",
                                    "default_trial_le_30s", "pretraining_le_6min"}
-    assert out["seconds"]["trials"] == 7 * 1 + 2 + 1 + 1 + 2  # 7 trained targets, 2 retrieval, tt, base, 2 effects
+    # 7 trained targets, 2 retrieval, translate-train, 2 effects on each of 2 targets (their baselines
+    # are the zero-shot runs, not run again)
+    assert out["seconds"]["trials"] == 7 * 1 + 2 + 1 + 2 * 2
     assert 0 < out["seconds"]["effect_trial_max"] <= out["seconds"]["per_trial_max"]
     assert out["seconds"]["default_trial"] > 0  # the default search's first point, timed on its own
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -237,6 +238,8 @@ def test_distance_from_english_grows_down_the_language_list() -> None:
     assert [s.corpus_size for s in langs] == sorted((s.corpus_size for s in langs), reverse=True)
     orders = [s.order for s in langs]
     assert "sov" in orders and orders == sorted(orders, key=lambda o: o == "sov")
+    svo = [s.other_order for s in langs if s.order == "svo"]
+    assert svo == sorted(svo) and svo[0] == 0.0 and svo[-1] > 0  # a freer word order, farther out
 
 
 def test_overlapping_languages_share_content_words_with_english(data: dict[str, Any]) -> None:
@@ -249,15 +252,24 @@ def test_overlapping_languages_share_content_words_with_english(data: dict[str, 
     assert share["xz"] == 0.0
 
 
-def test_sov_languages_put_the_verb_last() -> None:
-    """In xe (SOV) the verb is the last word of a plain clause; in xd (SVO, same overlap) it is second."""
-    d = generate(0, SMALL)
+def test_sov_languages_put_the_verb_last_and_farther_languages_scramble_more_clauses() -> None:
+    """In xe (SOV) the verb is the last word of a plain clause, in xa (SVO) second; xb-xd are SVO
+    with a share of SOV clauses that grows with their distance from English (``other_order``)."""
+    d = generate(0)
     w = World(0)
-    verbs = {lang: {v for ws in w.lexicon[lang]["verb"] for v in ws} for lang in ("xd", "xe")}
-    for lang, pos in (("xe", -1), ("xd", 1)):
+    share = {}
+    for lang in ("xa", "xb", "xc", "xd", "xe"):
+        verbs = {v for ws in w.lexicon[lang]["verb"] for v in ws}
+        last = 0
         for r in d["tasks"]["xnli"]["test"][lang]:
             words = [x for x in r["sentence2"].split() if x != "not"]  # hypotheses have no tail
-            assert words[pos] in verbs[lang], (lang, r["sentence2"])
+            assert words[1] in verbs or words[-1] in verbs, (lang, r["sentence2"])
+            last += words[-1] in verbs
+        share[lang] = last / len(d["tasks"]["xnli"]["test"][lang])
+    assert share["xa"] == 0.0 and share["xe"] == 1.0
+    for lang in ("xb", "xc", "xd"):
+        assert share[lang] == pytest.approx(SPEC[lang].other_order, abs=0.04), (lang, share)
+    assert share["xb"] < share["xc"] < share["xd"]
 
 
 # --- labels --------------------------------------------------------------------------------
@@ -432,9 +444,10 @@ def test_target_eval_sets_are_parallel_across_languages(data: dict[str, Any]) ->
     t = data["tasks"]
     for task, split, key in (("pawsx", "test", "label"), ("udpos", "test", "pos_tags"), ("panx", "test", "ner_tags")):
         en = [r[key] for r in t[task][split]["en"]]
-        assert [r[key] for r in t[task][split]["xd"]] == en, task  # SVO: the very same labels
+        assert [r[key] for r in t[task][split]["xa"]] == en, task  # SVO: the very same labels
         same = (lambda v: sorted(v) if isinstance(v, list) else v)  # noqa: E731 - SOV reorders the tags
-        assert [same(r[key]) for r in t[task][split]["xz"]] == [same(x) for x in en], task
+        for lang in ("xd", "xz"):  # some (xd) or all (xz) clauses SOV
+            assert [same(r[key]) for r in t[task][split][lang]] == [same(x) for x in en], (task, lang)
     xq = t["xquad"]["validation"]
     assert [r["answers"]["text"] for r in xq["en"]] == [r["answers"]["text"] for r in xq["xc"]]  # names, numbers
     assert [len(r["answers"]["text"][0]) > 0 for r in xq["xz"]] == [True] * len(xq["xz"])
@@ -475,9 +488,9 @@ def test_retrieval_pairs_share_names_and_numbers(data: dict[str, Any]) -> None:
 def test_generation_stays_fast() -> None:
     import time
 
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # its own CPU time: the wall time on a shared machine measures the others
     generate(1)
-    assert time.perf_counter() - t0 < 30  # about 4 s on 2 idle cores
+    assert time.process_time() - t0 < 30  # about 7 s
 
 
 # --- clean test items, translate-train for more targets -----------------------------------
@@ -536,3 +549,170 @@ def test_shared_words_are_nested_and_spread_over_every_topic() -> None:
     for lang in ("xa", "xb", "xc", "xd"):
         assert {t for _, t, _ in shared(lang)} == set(range(4)), lang
     assert shared("xz") == set()
+
+
+# --- what makes the targets depend on the language --------------------------------------
+
+
+def _topic_of(w: World) -> dict[str, tuple[str, int]]:
+    """English content word -> (class, topic)."""
+    en = w.lexicon["en"]
+    return {x: (k, t) for k in ("noun", "verb", "adj") for t, ws in enumerate(en[k]) for x in ws}
+
+
+@pytest.mark.parametrize(("task", "split", "n_clauses"), [("xquad", "validation", 3), ("mlqa", "test", 4),
+                                                           ("tydiqa", "validation", 3), ("squad", "train", 3)])
+def test_qa_answers_have_a_candidate_of_their_type_in_every_clause(data: dict[str, Any], task: str, split: str,
+                                                                   n_clauses: int) -> None:
+    """Every clause has a name and a number: the answer's type never gives it away, nor its position."""
+    kinds: Counter[tuple[bool, int]] = Counter()
+    for r in data["tasks"][task][split]["en"][:300]:
+        clauses = [c.split() for c in r["context"].rstrip(" .").split(" . ")]
+        assert len(clauses) == n_clauses
+        answer = r["answers"]["text"][0]
+        names = [c[0] for c in clauses]
+        numbers = [x for c in clauses for x in c if x.isdigit()]
+        assert len(set(names)) == len(set(numbers)) == n_clauses, r["context"]
+        assert answer in names or answer in numbers
+        kinds[(answer.isdigit(), [answer in c for c in clauses].index(True))] += 1
+    assert {pos for _, pos in kinds} == set(range(n_clauses))  # the answer is in any clause
+    assert {is_number for is_number, _ in kinds} == {True, False}
+
+
+def test_qa_questions_pick_their_clause_by_topic_not_by_shared_words(data: dict[str, Any]) -> None:
+    """No content word of a question occurs in its context; they all belong to the topic of the
+    answer's clause, and every clause of a context is about another topic. The two kinds of
+    question differ in their first word only, so their shape tells nothing."""
+    topic_of = _topic_of(World(0))
+    shapes: dict[str, set[int]] = {}
+    for r in data["tasks"]["xquad"]["validation"]["en"]:
+        clauses = [c.split() for c in r["context"].rstrip(" .").split(" . ")]
+        topics = [{topic_of[x][1] for x in c if x in topic_of and topic_of[x][0] != "adj"} for c in clauses]
+        assert all(len(t) == 1 for t in topics) and len(set.union(*topics)) == len(clauses), r
+        q = r["question"].split()
+        q_words = [x for x in q if x in topic_of]
+        assert len(q_words) == 3 and not set(q_words) & set(r["context"].split()), r
+        answer_clause = next(c for c in clauses if r["answers"]["text"][0] in c)
+        clause_topic = {topic_of[x][1] for x in answer_clause if x in topic_of and topic_of[x][0] != "adj"}
+        assert {topic_of[x][1] for x in q_words} == clause_topic, r
+        shapes.setdefault(q[0], set()).add(len(q) - ("not" in q))
+    assert set(shapes) == {"who", "many"} and shapes["who"] == shapes["many"]
+
+
+def test_qa_question_words_are_anchors_so_only_content_words_depend_on_the_language(data: dict[str, Any]) -> None:
+    """What a question asks for ("who": a name, "many": a number) is shared by every language but
+    the control, as names and numbers are; the words that pick the clause are content words."""
+    for task, split in (("xquad", "validation"), ("mlqa", "test"), ("tydiqa", "validation")):
+        rows = data["tasks"][task][split]
+        first = {lang: Counter(r["question"].split()[0] for r in rows[lang]) for lang in CODES}
+        for lang in SHARING:
+            assert set(first[lang]) == {"who", "many"}, (task, lang)
+            assert first[lang] == first["en"], (task, lang)  # parallel: the same kinds of question
+        assert not set(first["xz"]) & {"who", "many"} and len(first["xz"]) == 2, task
+
+
+def test_xquad_records_have_no_title_like_google_xtreme(data: dict[str, Any]) -> None:
+    qa = data["tasks"]
+    assert all("title" not in r for rows in qa["xquad"]["validation"].values() for r in rows)
+    assert all("title" not in r for rows in qa["xquad"]["translate_train"].values() for r in rows)
+    for task, split in (("squad", "train"), ("mlqa", "test"), ("tydiqa", "validation")):
+        assert all("title" in r for r in qa[task][split]["en"]), task
+
+
+def test_pawsx_pairs_share_their_words_and_differ_in_order(data: dict[str, Any]) -> None:
+    """PAWS: the two sentences have the same words (the second may drop the adjective); a
+    non-paraphrase swaps the object and the companion noun, so only which word fills which role
+    tells the label: the object is then a noun of a companion topic, except in the pairs (about
+    ``_SAME_KIND``) whose companion is an object noun too, where only the word order tells."""
+    from xstilts.trainer.synth.paraphrase import _COMPANION_TOPICS, _OBJECT_TOPICS, _SAME_KIND
+
+    topic_of = _topic_of(World(0))
+    rows = data["tasks"]["pawsx"]["train"]["en"]
+    same_kind = 0
+    for r in rows:
+        a, b = r["sentence1"].split(), r["sentence2"].split()
+        assert set(b) <= set(a) and len(a) - len(b) in (0, 1), r
+        adj = [x for x in a if topic_of.get(x, ("",))[0] == "adj"]
+        a, b = [x for x in a if x not in adj], [x for x in b if x not in adj]
+        assert (a == b) == (r["label"] == "1"), r
+        nouns = [x for x in a if topic_of.get(x, ("",))[0] == "noun"]  # the object, then the companion
+        assert topic_of[nouns[0]][1] in _OBJECT_TOPICS and nouns[0] != nouns[1], r
+        same_kind += topic_of[nouns[1]][1] not in _COMPANION_TOPICS  # (then in an object topic)
+        if r["label"] == "0":
+            assert [x for x in b if x in nouns] == nouns[::-1], r  # the two nouns swapped, nothing else
+            assert [x for x, y in zip(a, b, strict=True) if x != y] == nouns, r
+    assert Counter(r["label"] for r in rows)["0"] == pytest.approx(len(rows) / 2, rel=0.1)
+    assert same_kind / len(rows) == pytest.approx(_SAME_KIND, abs=0.03)
+
+
+def test_udpos_words_after_the_determiner_are_adjectives_or_nouns_by_what_they_are(data: dict[str, Any]) -> None:
+    """The slot after "the" holds an ADJ in some sentences and a NOUN in others (a compound's first
+    noun), so its tag is the word's class, not its position; each word keeps its class's tag."""
+    from xstilts.trainer.tasks import UPOS
+
+    topic_of = _topic_of(World(0))
+    after_det: Counter[str] = Counter()
+    for r in data["tasks"]["udpos"]["train"]["en"]:
+        tags = [UPOS[t] for t in r["pos_tags"]]
+        for i, (tok, tag) in enumerate(zip(r["tokens"], tags, strict=True)):
+            if tok in topic_of and topic_of[tok][0] != "noun":  # (a noun used as a modifier may be ADJ)
+                assert tag == {"verb": "VERB", "adj": "ADJ"}[topic_of[tok][0]], (tok, tag)
+            if i and tags[i - 1] == "DET" and i + 1 < len(tags) and tags[i + 1] in ("NOUN", "ADJ"):
+                after_det[tag] += 1  # a modified noun: the word after "the" is a modifier
+    assert after_det["ADJ"] > 200 and after_det["NOUN"] > 200
+
+
+def test_udpos_nouns_used_as_modifiers_are_tagged_either_way(data: dict[str, Any]) -> None:
+    """The ambiguity that keeps English off the ceiling: a noun before another noun or an adjective
+    is NOUN in about half its uses and ADJ in the rest; a head noun is always NOUN."""
+    from xstilts.trainer.tasks import UPOS
+
+    nouns = {x for ws in World(0).lexicon["en"]["noun"] for x in ws}
+    modifier: Counter[str] = Counter()
+    for r in data["tasks"]["udpos"]["train"]["en"]:
+        tags = [UPOS[t] for t in r["pos_tags"]]
+        for i, tok in enumerate(r["tokens"][:-1]):
+            if tok in nouns:
+                if tags[i + 1] in ("NOUN", "ADJ") and r["tokens"][i + 1] != ".":
+                    modifier[tags[i]] += 1
+                else:
+                    assert tags[i] == "NOUN", r
+    assert modifier["ADJ"] == pytest.approx(modifier["NOUN"], rel=0.15) and modifier["ADJ"] > 500
+
+
+def test_panx_entity_forms_are_ambiguous_and_the_topic_decides_person_or_organisation(
+        data: dict[str, Any]) -> None:
+    """One entity form is a person here, an organisation or a place there; a subject's type is its
+    clause topic's (``SUBJECT_KINDS``), except after the verb that takes either (``EITHER_VERB``)."""
+    from xstilts.trainer.synth.world import EITHER_VERB, SUBJECT_KINDS
+    from xstilts.trainer.tasks import PANX_TAGS
+
+    en = World(0).lexicon["en"]
+    verb_of = {v: (t, i) for t, ws in enumerate(en["verb"]) for i, v in enumerate(ws)}
+    types: dict[str, set[str]] = {}
+    either: Counter[str] = Counter()
+    for r in data["tasks"]["panx"]["train"]["en"]:
+        tags = [PANX_TAGS[t] for t in r["ner_tags"]]
+        for tok, tag in zip(r["tokens"], tags, strict=True):
+            if tag != "O":
+                types.setdefault(tok, set()).add(tag[2:])
+        for i, tok in enumerate(r["tokens"]):
+            if tok in verb_of:  # SVO: the subject ends right before the verb (or before "not")
+                subject = tags[i - 1 - (r["tokens"][i - 1] == "not")][2:]
+                topic, verb = verb_of[tok]
+                if verb == EITHER_VERB:
+                    either[subject] += 1
+                else:
+                    assert subject == {"person": "PER", "org": "ORG"}[SUBJECT_KINDS[topic]], r
+    assert sum(len(t) == 3 for t in types.values()) >= 20  # most forms take all three types
+    assert either["PER"] > 50 and either["ORG"] > 50
+
+
+def test_an_older_synth_version_on_disk_is_not_reused(tmp_path: Path) -> None:
+    """The cache folder is named by the version: data of an older one is left alone, not read."""
+    old = tmp_path / "data" / f"synth-v{SYNTH_VERSION - 1}-s0"
+    old.mkdir(parents=True)
+    (old / "manifest.json").write_text(json.dumps({"version": SYNTH_VERSION - 1, "languages": []}))
+    bench = ensure_synth(tmp_path, log=lambda s: None)
+    assert bench.root.name == f"synth-v{SYNTH_VERSION}-s0"
+    assert bench.manifest["version"] == SYNTH_VERSION and bench.languages == CODES

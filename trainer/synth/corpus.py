@@ -6,7 +6,7 @@ Two kinds, both in ``{"text": "<sentence> . <sentence> ..."}`` records:
   (``LanguageSpec.corpus_size``) so that language temperature matters when they are sampled;
   drawn from the world's main stream, before any task;
 * question and entity documents, about 15% more per language, that use the words of the
-  questions, places and organisations of the tasks, so the tokenizer knows them and pretraining
+  questions and the entity sentences of the tasks, so the tokenizer knows them and pretraining
   has seen them; each language drawn from a stream of its own.
 """
 
@@ -47,12 +47,16 @@ def topic_corpora(w: World, corpus_docs_en: int) -> dict[str, Documents]:
 
 
 def _question_and_entity_sentence(w: World, lang: str) -> str:
+    """An entity sentence, a question followed by its answer's kind of word (a name after "who", a
+    number after "many": what tells the two question words apart), or a "does <clause>" question."""
     u = w.rng.random()
     if u < 0.5:
-        return " ".join(x for x, _ in w.tagged_sentence(lang, entities=True)[:-1])
+        return " ".join(x for x, _ in w.entity_sentence(lang)[:-1])
     c = w.clause()
     w.add_number_tail(c)
-    sent = w.question(c, lang, "who" if u < 0.75 else "many")
+    kind = "who" if u < 0.75 else "many"
+    assert c.num is not None
+    sent = f"{w.question(c, lang, kind)} {w.anchor_form(lang, c.name if kind == 'who' else c.num)}"
     if w.rng.random() < 0.5:
         sent = f"{w.function_word(lang, 'does')} {w.render(c, lang)}"
     return sent

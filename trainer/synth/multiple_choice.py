@@ -8,7 +8,7 @@ How they relate to the targets: ``hellaswag`` conflicts with NLI by design (the 
 from __future__ import annotations
 
 from .splits import Record, SynthSizes, Tasks, task_rng
-from .world import N_NOUNS, N_TOPICS, Clause, World
+from .world import N_NOUNS, N_TOPICS, World
 
 __all__ = ["render_hellaswag", "render_cosmosqa", "render_commonsenseqa"]
 
@@ -38,19 +38,14 @@ def render_hellaswag(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
 
 
 def render_cosmosqa(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
-    """Two clauses with distinct subjects; "who <did it>", answered by one of four names."""
+    """Two clauses with distinct subjects and topics; "who <did it>", answered by one of four names."""
 
     def rows(n: int, start: int) -> list[Record]:
         out = []
         for i in range(n):
             names = w.rng.sample(w.names, 4)
-            cl: list[Clause] = []
-            seen: set[tuple[int, int]] = set()
-            while len(cl) < 2:
-                c = w.clause(name=names[len(cl)])
-                if (c.topic, c.verb) not in seen:
-                    seen.add((c.topic, c.verb))
-                    cl.append(c)
+            # two topics: the question picks its clause by topic (World.question)
+            cl = [w.clause(topic=t, name=n) for t, n in zip(w.distinct_topics(2), names, strict=False)]
             target = w.rng.randrange(2)
             label = w.rng.randrange(4)
             answers = [x for x in names if x != cl[target].name]

@@ -1,7 +1,15 @@
 """Token classification: ``ccg`` (English supertags), ``udpos`` and ``panx`` (every language).
 
 Each tag follows from a word's category in the rendered clause (``World.render_tagged``); the tag
-sets themselves are the datasets' (``tasks.CCG_TAGS``, ``tasks.UPOS``, ``tasks.PANX_TAGS``).
+sets themselves are the datasets' (``tasks.CCG_TAGS``, ``tasks.UPOS``, ``tasks.PANX_TAGS``). What
+makes the two targets depend on the language is where the position of a word does not tell its tag:
+
+* ``udpos``: the object noun has one or two modifiers, each an adjective or another noun (a
+  compound, "the stone wall"), so a word after "the" is ADJ or NOUN by what it is, not by where;
+  a noun used as a modifier is tagged NOUN or ADJ, half and half (nothing tells: what keeps
+  English below the ceiling);
+* ``panx``: the entity forms are ambiguous (any of them names a person, an organisation or a
+  place); a subject's type is its verb's (``World.entity_sentence``), a place follows "in".
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ from collections.abc import Callable
 
 from ..tasks import CCG_TAGS, PANX_TAGS, UPOS
 from .splits import Record, SynthSizes, Tasks, parallel, task_rng
-from .world import World
+from .world import N_NOUNS, N_TOPICS, World
 
 __all__ = ["render_ccg", "render_udpos", "render_panx"]
 
@@ -42,14 +50,48 @@ def render_ccg(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
         return {"ccg": {"train": {"en": rows(sz.train)}, "validation": {"en": rows(sz.dev)}}}
 
 
+_NOUN_MODIFIER_AS_ADJ = 0.5  # share of nouns used as modifiers that the treebank tags ADJ
+
+
+def _modifiers(w: World, topic: int) -> tuple[tuple[str, int, int], ...]:
+    """One or two modifiers of an object noun of ``topic``: adjectives (40%; of its topic, mostly) or nouns."""
+    r = w.rng
+    out = []
+    for _ in range(r.choice((1, 2))):
+        t = topic if r.random() < 0.7 else r.randrange(N_TOPICS)
+        out.append(("adj", t, r.randrange(len(w.lexicon["en"]["adj"][t]))) if r.random() < 0.4
+                   else ("noun", t, r.randrange(N_NOUNS)))
+    return tuple(out)
+
+
+def _pos_sentence(w: World, lang: str) -> list[tuple[str, str]]:
+    """One or two clauses whose object nouns carry modifiers, as (word, category), ending in "."."""
+    r = w.rng
+    c = w.clause()
+    c.mods = _modifiers(w, c.topic)
+    if r.random() < 0.3:
+        w.add_number_tail(c)
+    out = w.render_tagged(c, lang, with_adj=False)
+    if r.random() < 0.3:
+        second = w.clause(topic=c.topic)
+        second.mods = _modifiers(w, c.topic)
+        out += [(w.anchor_form(lang, "and"), "and"), *w.render_tagged(second, lang, with_adj=False)]
+    # a noun before another noun or an adjective ("the stone wall") reads as a compound or as an
+    # adjective: nothing in the sentence tells which, and the treebank has both, half and half
+    for i in range(len(out) - 1):
+        if out[i][1] == "noun" and out[i + 1][1] in ("noun", "adj") and r.random() < _NOUN_MODIFIER_AS_ADJ:
+            out[i] = (out[i][0], "adj")
+    return out + [(".", ".")]
+
+
 def _udpos_row(w: World, lang: str) -> Record:
-    t = w.tagged_sentence(lang)
+    t = _pos_sentence(w, lang)
     return {"tokens": [x for x, _ in t], "pos_tags": [UPOS.index(_UPOS_OF[k]) for _, k in t]}
 
 
 def _panx_row(w: World, lang: str) -> Record:
-    """Sentences with organisations, places and full names, tagged in BIO."""
-    t = w.tagged_sentence(lang, entities=True)
+    """Sentences whose subjects and places are named entities, tagged in BIO."""
+    t = w.entity_sentence(lang)
     tags, prev = [], "O"
     for _, k in t:
         ent = _PANX_ENTITY_OF.get(k)
