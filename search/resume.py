@@ -197,6 +197,12 @@ def _tell(study: optuna.Study, spec: SearchSpec, number: int, status: str, final
     elif status != "pruned" and all(isinstance(v, int | float) for v in values):
         study.tell(number, [float(v) for v in values] if len(values) > 1 else float(values[0]))  # type: ignore[arg-type]
     else:
+        step, value = final.get("training_iteration"), values[0]
+        if len(values) == 1 and isinstance(step, int) and isinstance(value, int | float):
+            storage: Any = study._storage  # the last report as its intermediate value, as Ray's on_trial_result
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+            if step not in storage.get_trial(trial_id).intermediate_values:
+                storage.set_trial_intermediate_value(trial_id, step, float(value))
         study.tell(number, state=TrialState.PRUNED)
 
 

@@ -176,7 +176,8 @@ def test_ends_tune_never_told_optuna_are_settled(killed: _Run) -> None:
                                              "result": _result(2, 0.25)}, True)
     assert settle_study(SPEC, killed.dir, killed.journal, "s") == ["t0003-x"]
     study = optuna.load_study(study_name="s", storage=journal_storage(killed.journal))
-    assert study.trials[3].state == TrialState.COMPLETE and study.trials[3].value == 0.25
+    assert study.trials[3].state == TrialState.PRUNED and study.trials[3].value == 0.25  # stopped early: PRUNED
+    assert study.trials[3].intermediate_values == {2: 0.25}
 
 
 def _space(trial: optuna.Trial) -> dict:
@@ -191,12 +192,12 @@ def test_the_continued_searcher_hands_out_reruns_first_on_their_own_optuna_trial
     assert s.suggest("ray-a")["trial_number"] == 3
     s.on_trial_result("ray-a", {"zero_shot/avg": 0.2, "training_iteration": 1, REPLAYED: 1})  # not told again
     s.on_trial_result("ray-a", {"zero_shot/avg": 0.3, "training_iteration": 3})
-    s.on_trial_complete("ray-a", {"zero_shot/avg": 0.7})
+    s.on_trial_complete("ray-a", {"zero_shot/avg": 0.7, "trial_done": 1})
     assert s.suggest("ray-b")["trial_number"] == 4
     never = s.suggest("ray-c")  # asked before the kill, never started: its own Optuna trial gets its params
     assert never == {"x": pytest.approx(killed.study.trials[5].params["x"]), "trial_number": 5}
     assert s.suggest("ray-d")["trial_number"] == 6  # the failed one, retried
-    s.on_trial_complete("ray-d", {"zero_shot/avg": 0.9})  # Optuna cannot reopen it: left FAIL
+    s.on_trial_complete("ray-d", {"zero_shot/avg": 0.9, "trial_done": 1})  # Optuna cannot reopen it: left FAIL
     fresh = s.suggest("ray-e")
     assert fresh["trial_number"] == 7  # then new ones: the study's waiting trial first
     study = optuna.load_study(study_name="s", storage=journal_storage(killed.journal))

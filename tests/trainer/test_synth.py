@@ -417,9 +417,7 @@ def test_load_records_maps_our_split_names_to_the_datasets(on_disk: Any, data: d
 
 # --- the tasks beyond xnli, mnli and sst2: schemas, parallel eval sets, tagging, retrieval ---------
 
-HF_FIELDS = {t: list(TASKS[t].schema.fields) for t in TASKS}
-# synth's XQuAD analogue still writes SQuAD's title (google/xtreme's XQuAD has none: an extra field)
-HF_FIELDS["xquad"] = ["id", "title", "context", "question", "answers"]
+HF_FIELDS = {t: list(TASKS[t].schema.fields) for t in TASKS}  # XQuAD without a title, as google/xtreme's
 
 
 @pytest.mark.parametrize("task", sorted(set(TASKS) - {"xnli", "mnli", "sst2"}))
