@@ -7,9 +7,11 @@ writer at a time, and trials on other nodes need not reach the tracking store.
 Contract (read back by the tests):
 
 * experiment = the search name; parent run tagged ``xstilts.kind=search`` and
-  ``xstilts.search=<run name>``, with params ``space_file``, ``searcher``, ``scheduler``, budget;
+  ``xstilts.search=<run name>``, with params ``space_file``, ``searcher``, ``scheduler``, budget
+  (a study's parent: ``xstilts.kind=study`` and ``xstilts.study=<run name>``);
 * child run per trial: tags ``mlflow.parentRunId``, ``xstilts.kind=trial``, ``ray.trial_id``,
-  ``xstilts.status`` (running / completed / pruned / failed, with ``xstilts.error``);
+  ``xstilts.status`` (running / completed / pruned / failed, with ``xstilts.error``), and those
+  ``tags_fn`` gives (a study's children: ``xstilts.arm``, ``xstilts.seed``);
   params: every sampled dimension flattened and the fixed ones; metrics: everything the
   trainer reports with a ``/`` in its name (``zero_shot/avg``, ``zero_shot/<task>/<lang>``,
   ``en/<task>``, ``train/loss`` ...), stepped by Ray's ``training_iteration``, plus
@@ -126,11 +128,13 @@ def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
         return str(exp.experiment_id)
 
 
-def start_search_run(tracking_uri: str, experiment: str, run_name: str, params: Mapping[str, Any]) -> str:
-    """Create the parent run of a search; returns its run id."""
+def start_search_run(tracking_uri: str, experiment: str, run_name: str, params: Mapping[str, Any],
+                     kind: str = "search") -> str:
+    """Create the parent run of a search (``kind`` "study": of a study); returns its run id. Tagged
+    ``xstilts.kind=<kind>`` and ``xstilts.<kind>=<run name>``."""
     client = MlflowClient(tracking_uri)
     run = client.create_run(_experiment_id(client, experiment, tracking_uri), run_name=run_name,
-                            tags={"xstilts.kind": "search", "xstilts.search": run_name, "xstilts.status": "running"})
+                            tags={"xstilts.kind": kind, f"xstilts.{kind}": run_name, "xstilts.status": "running"})
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flatten_params(params).items()])
     return str(run.info.run_id)
 
@@ -232,7 +236,8 @@ class MLflowTrialsCallback(Callback):
     def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str,
                  params_fn: Callable[[dict[str, Any]], Mapping[str, Any]] = dict,
                  done_key: str = TRIAL_DONE, metric: str = OBJECTIVE, mode: str = "max",
-                 system_metrics: bool = True, artifacts: bool = True, progress: bool = True) -> None:
+                 system_metrics: bool = True, artifacts: bool = True, progress: bool = True,
+                 tags_fn: Callable[[dict[str, Any]], Mapping[str, str]] | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.parent_run_id = parent_run_id
@@ -243,6 +248,7 @@ class MLflowTrialsCallback(Callback):
         self.system_metrics = system_metrics
         self.artifacts = artifacts
         self.progress = progress
+        self.tags_fn = tags_fn  # a trial's config -> extra tags of its child run (a study's arm and seed)
         self._reset()
 
     def _reset(self) -> None:
@@ -261,7 +267,7 @@ class MLflowTrialsCallback(Callback):
         # Tune may pickle its callbacks with the experiment; clients, caches and the writer stay
         # behind and the run mapping is found again in the store (see ``_attach``).
         keep = ("tracking_uri", "experiment", "parent_run_id", "params_fn", "done_key", "metric", "mode",
-                "system_metrics", "artifacts", "progress")
+                "system_metrics", "artifacts", "progress", "tags_fn")
         return {k: self.__dict__[k] for k in keep}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -373,6 +379,7 @@ class MLflowTrialsCallback(Callback):
             "xstilts.kind": "trial",
             "ray.trial_id": tid,
             "xstilts.status": "running",
+            **(self.tags_fn(dict(trial.config)) if self.tags_fn else {}),
         })
         run_id = str(run.info.run_id)
         self.runs[tid] = run_id

@@ -1,4 +1,4 @@
-"""The ``xstilts`` command line: ``search``, ``train``, ``ui``, ``report``, ``status``, ``bench``."""
+"""The ``xstilts`` command line: ``search``, ``study``, ``train``, ``ui``, ``report``, ``status``, ``bench``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from .study_cli import add_study_parser, study_command
 
 __all__ = ["main", "build_parser", "summary_text"]
 
@@ -42,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a fixed trial setting, e.g. --set target_steps=100 (YAML value)")
 
+    add_study_parser(sub)
+
     t = sub.add_parser("train", help="run one trial without Ray (same trainer)")
     t.add_argument("config", help="TrialConfig YAML")
     t.add_argument("--output-dir", help="where results.json goes (overrides the config)")
@@ -58,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--effect-seeds", type=int, help="transfer: seeds for the intermediate effects (default 16)")
     b.add_argument("--only", choices=["zero_shot", "effects"], help="transfer: measure only this part")
 
-    r = sub.add_parser("report", help="write a self-contained HTML report of a search and log it")
-    r.add_argument("name", help="search run name (or experiment name: its latest search)")
+    r = sub.add_parser("report", help="write a self-contained HTML report of a search or a study and log it")
+    r.add_argument("name", help="search or study run name (or experiment name: its latest search)")
     r.add_argument("--tracking-uri")
     r.add_argument("--output", help="HTML path (default $XSTILTS_HOME/reports/<name>.html)")
 
@@ -98,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         return _search(args)
     if args.command == "train":
         return _train(args)
+    if args.command == "study":
+        return study_command(args)
     if args.command == "bench":
         import importlib
 

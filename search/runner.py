@@ -33,6 +33,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ from .searchers import make_search_alg, pbt_population
 from .study_repair import fail_orphan_optuna_trials
 
 __all__ = ["SearchOptions", "SearchOutcome", "SearchError", "SearchRun", "run_search", "TrialNamer", "trial_name",
-           "prepare_assets", "resolve_run_dir", "apply_options", "STATE_FILE"]
+           "prepare_assets", "resolve_run_dir", "apply_options", "STATE_FILE", "trial_trainable"]
 
 STATE_FILE = "xstilts_search.json"  # in the Ray run folder: what a resume needs
 
@@ -149,16 +150,27 @@ def _first_point(spec: SearchSpec) -> dict[str, Any]:
 
 
 def _make_trainable(spec_json: str, root: str, overrides: dict[str, Any], threads: int) -> Any:
+    def resolve(config: dict[str, Any]) -> TrialConfig:
+        from xstilts.spaces import SearchSpec, to_trial_config
+
+        return to_trial_config(SearchSpec.model_validate_json(spec_json), config, **overrides)
+
+    return trial_trainable(resolve, root, threads)
+
+
+def trial_trainable(resolve: Callable[[dict[str, Any]], TrialConfig], root: str, threads: int) -> Any:
+    """The Tune function trainable running ``run_trial(resolve(config))`` (a search's or a study's):
+    it reports through ``ray.tune.report`` with its checkpoints and continues from Tune's checkpoint.
+    ``resolve`` travels to the trial's worker: keep what it captures small."""
+
     def xstilts_trial(config: dict[str, Any]) -> None:
         import ray
         from ray import tune
 
-        from xstilts.spaces import SearchSpec, to_trial_config
         from xstilts.trainer.config import TrialRuntime
         from xstilts.trainer.trial import run_trial
 
-        spec = SearchSpec.model_validate_json(spec_json)
-        tc = to_trial_config(spec, config, **overrides)
+        tc = resolve(config)
         ckpt_in = tune.get_checkpoint()
         # a retried (FailureConfig), resumed or PBT-exploited trial continues from its last checkpoint
         runtime = TrialRuntime(home=root, threads=threads, resume_from=ckpt_in.path if ckpt_in else None)
