@@ -7,10 +7,12 @@ writer at a time, and trials on other nodes need not reach the tracking store.
 Contract (read back by the tests):
 
 * experiment = the search name; parent run tagged ``xstilts.kind=search`` and
-  ``xstilts.search=<run name>``, with params ``space_file``, ``searcher``, ``scheduler``, budget;
+  ``xstilts.search=<run name>``, with params ``space_file``, ``searcher``, ``scheduler``, budget
+  (a study's parent: ``xstilts.kind=study`` and ``xstilts.study=<run name>``);
 * child run per trial: tags ``mlflow.parentRunId``, ``xstilts.kind=trial``, ``xstilts.trial`` (the
   trial name), ``xstilts.trial_number``, ``ray.trial_id`` (the Ray trial now running it),
-  ``xstilts.status`` (running / completed / pruned / failed, with ``xstilts.error``);
+  ``xstilts.status`` (running / completed / pruned / failed, with ``xstilts.error``), and those
+  ``tags_fn`` gives (a study's children: ``xstilts.arm``, ``xstilts.seed``);
   params: every sampled dimension flattened and the fixed ones; metrics: everything the
   trainer reports with a ``/`` in its name (``zero_shot/avg``, ``zero_shot/<task>/<lang>``,
   ``en/<task>``, ``train/loss`` ...), stepped by Ray's ``training_iteration``, plus
@@ -80,11 +82,13 @@ __all__ = ["MLflowTrialsCallback", "start_search_run", "finish_search_run", "fin
 log = logging.getLogger(__name__)
 
 
-def start_search_run(tracking_uri: str, experiment: str, run_name: str, params: Mapping[str, Any]) -> str:
-    """Create the parent run of a search; returns its run id."""
+def start_search_run(tracking_uri: str, experiment: str, run_name: str, params: Mapping[str, Any],
+                     kind: str = "search") -> str:
+    """Create the parent run of a search (``kind`` "study": of a study); returns its run id. Tagged
+    ``xstilts.kind=<kind>`` and ``xstilts.<kind>=<run name>``."""
     client = MlflowClient(tracking_uri)
     run = client.create_run(experiment_id(client, experiment, tracking_uri), run_name=run_name,
-                            tags={"xstilts.kind": "search", "xstilts.search": run_name, "xstilts.status": "running"})
+                            tags={"xstilts.kind": kind, f"xstilts.{kind}": run_name, "xstilts.status": "running"})
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flatten_params(params).items()])
     return str(run.info.run_id)
 
@@ -140,7 +144,8 @@ class MLflowTrialsCallback(Callback):
                  params_fn: Callable[[dict[str, Any]], Mapping[str, Any]] = dict,
                  done_key: str = TRIAL_DONE, metric: str = OBJECTIVE, mode: str = "max",
                  system_metrics: bool = True, artifacts: bool = True, progress: bool = True,
-                 end_wait_s: float = 120.0) -> None:
+                 end_wait_s: float = 120.0,
+                 tags_fn: Callable[[dict[str, Any]], Mapping[str, str]] | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.parent_run_id = parent_run_id
@@ -152,6 +157,7 @@ class MLflowTrialsCallback(Callback):
         self.artifacts = artifacts
         self.progress = progress
         self.end_wait_s = end_wait_s  # at the end of a search: how long to wait for an unreachable store
+        self.tags_fn = tags_fn  # a trial's config -> extra tags of its child run (a study's arm and seed)
         self._reset()
 
     def _reset(self) -> None:
@@ -172,7 +178,7 @@ class MLflowTrialsCallback(Callback):
         # Tune may pickle its callbacks with the experiment; clients, caches and the writer stay
         # behind and the run mapping is found again in the store (see ``_attach``).
         keep = ("tracking_uri", "experiment", "parent_run_id", "params_fn", "done_key", "metric", "mode",
-                "system_metrics", "artifacts", "progress", "end_wait_s")
+                "system_metrics", "artifacts", "progress", "end_wait_s", "tags_fn")
         return {k: self.__dict__[k] for k in keep}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -282,8 +288,9 @@ class MLflowTrialsCallback(Callback):
         if name not in self.runs:  # not there at attach; a create the store did but never confirmed?
             found = find_child(client, self._exp_id, self.parent_run_id, name)
             if found is None:
+                extra = self.tags_fn(dict(trial.config)) if self.tags_fn else {}
                 self.runs[name] = create_child(client, self._exp_id, self.parent_run_id, name, trial.trial_id,
-                                               trial.config.get(NUMBER))
+                                               trial.config.get(NUMBER), extra)
                 self._unrecorded.add(name)
                 self._opened.add(name)
             else:

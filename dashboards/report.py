@@ -1,4 +1,5 @@
-"""``xstilts report NAME``: one self-contained HTML file describing a search.
+"""``xstilts report NAME``: one self-contained HTML file describing a search (or a study:
+``study_report`` renders it, this module writes and logs it).
 
 Self-contained means the file opens on a machine with no network: no scripts, no CDN,
 no external stylesheet; every plot is a PNG inlined as a ``data:`` URI. The report is
@@ -23,7 +24,15 @@ from xstilts.trainer.codec import decode_mixture, is_bookkeeping, mixture_text
 
 from .mlflow_logging import redact
 from .plots import zero_shot_scores
-from .store import SearchRecord, TrialRecord, best_trial, load_search, objective_value, resolve_tracking_uri
+from .store import (
+    SearchNotFound,
+    SearchRecord,
+    TrialRecord,
+    best_trial,
+    load_search,
+    objective_value,
+    resolve_tracking_uri,
+)
 from .summary import Baseline, Plot, best_trial_plots, comparison_baseline, leaderboard, search_plots
 
 __all__ = ["write_report", "render_report", "report_leaderboard", "language_table"]
@@ -193,18 +202,27 @@ def render_report(rec: SearchRecord, tracking_uri: str = "") -> str:
 
 
 def write_report(name: str | None, tracking_uri: str | None = None, output: str | None = None) -> str:
-    """Write the report of search ``name`` (run name, or experiment: its latest search) and log
-    it to the parent run under ``report/``; returns the path written."""
+    """Write the report of search ``name`` (run name, or experiment: its latest search) — or of
+    study ``name`` when no search has that name (``study_report``) — and log it to the parent run
+    under ``report/``; returns the path written."""
     uri = resolve_tracking_uri(tracking_uri)
-    rec = load_search(uri, name)
-    text = render_report(rec, uri)
+    try:
+        search = load_search(uri, name)
+        run_name, run_id, text = search.run_name, search.run_id, render_report(search, uri)
+    except SearchNotFound:
+        if not name:
+            raise
+        from .study_report import study_report_text
+
+        study, text = study_report_text(name, uri)
+        run_name, run_id = study.run_name, study.run_id
     if output:
         path = Path(output)
     else:
         from xstilts.trainer.home import home
 
-        path = home() / "reports" / f"{rec.run_name}.html"
+        path = home() / "reports" / f"{run_name}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    MlflowClient(uri).log_artifact(rec.run_id, str(path), "report")
+    MlflowClient(uri).log_artifact(run_id, str(path), "report")
     return os.fspath(path.resolve())

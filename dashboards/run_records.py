@@ -152,10 +152,11 @@ def find_child(client: MlflowClient, exp_id: str, parent_id: str, name: str) -> 
 
 
 def create_child(client: MlflowClient, exp_id: str, parent_id: str, name: str, trial_id: str,
-                 number: Any = None) -> str:
-    """A new child run for trial ``name`` (tags: parent, kind, trial name and number, Ray id, status)."""
+                 number: Any = None, extra_tags: Mapping[str, str] | None = None) -> str:
+    """A new child run for trial ``name`` (tags: parent, kind, trial name and number, Ray id, status,
+    and ``extra_tags``)."""
     tags = {"mlflow.parentRunId": parent_id, "xstilts.kind": "trial", TRIAL_TAG: name, "ray.trial_id": trial_id,
-            "xstilts.status": "running"}
+            "xstilts.status": "running", **(extra_tags or {})}
     if number is not None:
         tags["xstilts.trial_number"] = str(number)
     return str(client.create_run(exp_id, run_name=name, tags=tags).info.run_id)

@@ -21,7 +21,7 @@ from xstilts.trainer.names import OBJECTIVE
 from .store_check import sqlite_path, tracking_store_problem
 
 __all__ = ["TrialRecord", "SearchRecord", "find_search_run", "load_search", "child_runs", "resolve_tracking_uri",
-           "best_trial", "objective_value", "SearchNotFound"]
+           "best_trial", "objective_value", "SearchNotFound", "trial_records"]
 
 
 class SearchNotFound(LookupError):
@@ -156,6 +156,11 @@ def _trial_record(run: Run) -> TrialRecord:
         metrics={k: float(v) for k, v in run.data.metrics.items()}, start_ms=int(run.info.start_time or 0),
         end_ms=int(run.info.end_time) if run.info.end_time else None, error=tags.get("xstilts.error", ""),
         mlflow_status=run.info.status)
+
+
+def trial_records(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list[TrialRecord]:
+    """The child runs of a parent (a search's trials, a study's arm x seed runs), oldest first."""
+    return [_trial_record(r) for r in child_runs(client, experiment_id, parent_run_id)]
 
 
 def load_search(tracking_uri: str | None, name: str | None = None) -> SearchRecord:

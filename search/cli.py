@@ -1,4 +1,4 @@
-"""The ``xstilts`` command line: ``search``, ``train``, ``check``, ``ui``, ``report``, ``status``, ``sync``,
+"""The ``xstilts`` command line: ``search``, ``study``, ``train``, ``check``, ``ui``, ``report``, ``status``, ``sync``,
 ``bench``.
 
 ``check``, ``search`` and ``train`` run the preflight (``search/preflight.py``) before anything is
@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from .study_cli import add_study_parser, study_command
 
 __all__ = ["main", "build_parser", "summary_text"]
 
@@ -51,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at the end, how long to wait for a tracking store that stopped answering before "
                         "listing what it lacks (then: xstilts sync RUN); default 120")
 
+    add_study_parser(sub)
+
     t = sub.add_parser("train", help="run one trial without Ray (same trainer)")
     t.add_argument("config", help="TrialConfig YAML")
     t.add_argument("--output-dir", help="where results.json goes (overrides the config)")
@@ -76,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="transfer: seeds for each intermediate task's effect on each target (default 3)")
     b.add_argument("--only", choices=["zero_shot", "effects"], help="transfer: measure only this part")
 
-    r = sub.add_parser("report", help="write a self-contained HTML report of a search and log it")
-    r.add_argument("name", help="search run name (or experiment name: its latest search)")
+    r = sub.add_parser("report", help="write a self-contained HTML report of a search or a study and log it")
+    r.add_argument("name", help="search or study run name (or experiment name: its latest search)")
     r.add_argument("--tracking-uri")
     r.add_argument("--output", help="HTML path (default $XSTILTS_HOME/reports/<name>.html)")
 
@@ -137,6 +141,8 @@ def _run(args: argparse.Namespace) -> int:
         return _train(args)
     if args.command == "check":
         return _check(args)
+    if args.command == "study":
+        return study_command(args)
     if args.command == "bench":
         return _bench(args)
     if args.command == "report":

@@ -38,6 +38,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,8 @@ from .searchers import make_search_alg, pbt_population
 from .sync import sync_trials, trials_of_run
 
 __all__ = ["SearchOptions", "SearchOutcome", "SearchError", "SearchRun", "run_search", "TrialNamer", "trial_name",
-           "prepare_assets", "resolve_run_dir", "apply_options", "open_search_run", "start_parent_run", "STATE_FILE"]
+           "prepare_assets", "resolve_run_dir", "apply_options", "open_search_run", "start_parent_run", "STATE_FILE",
+           "trial_trainable"]
 
 
 @dataclass
@@ -156,19 +158,32 @@ def _first_point(spec: SearchSpec) -> dict[str, Any]:
 
 def _make_trainable(spec_json: str, root: str, overrides: dict[str, Any], threads: int,
                     resumes: dict[int, dict[str, Any]]) -> Any:
-    """The Tune trainable: one trial of ``run_trial``. ``resumes`` (a resumed search): Optuna trial
-    number -> the checkpoint a re-run continues from and the results it reported before it."""
+    """The search's Tune trainable: one trial of ``run_trial`` on the space's point."""
+    def resolve(config: dict[str, Any]) -> TrialConfig:
+        from xstilts.spaces import SearchSpec, to_trial_config
+
+        return to_trial_config(SearchSpec.model_validate_json(spec_json), config, **overrides)
+
+    return trial_trainable(resolve, root, threads, resumes)
+
+
+def trial_trainable(resolve: Callable[[dict[str, Any]], TrialConfig], root: str, threads: int,
+                    resumes: dict[int, dict[str, Any]] | None = None) -> Any:
+    """The Tune function trainable running ``run_trial(resolve(config))`` (a search's or a study's):
+    it reports through ``ray.tune.report`` with its checkpoints and continues from Tune's checkpoint.
+    ``resolve`` travels to the trial's worker: keep what it captures small. ``resumes`` (a resumed
+    search): Optuna trial number -> the checkpoint a re-run continues from and the results it
+    reported before it."""
+    resumes = resumes or {}
 
     def xstilts_trial(config: dict[str, Any]) -> None:
         import ray
         from ray import tune
 
-        from xstilts.spaces import SearchSpec, to_trial_config
         from xstilts.trainer.config import TrialRuntime
         from xstilts.trainer.trial import run_trial
 
-        spec = SearchSpec.model_validate_json(spec_json)
-        tc = to_trial_config(spec, config, **overrides)
+        tc = resolve(config)
         ckpt_in = tune.get_checkpoint()
         # a retried (FailureConfig) or PBT-exploited trial continues from its last checkpoint; a trial a
         # resume runs again, from the one the resume handed it

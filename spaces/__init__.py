@@ -1,10 +1,12 @@
 """What may be tried: search-space YAML files, their typed form, sampling them, and turning a
-sampled configuration into a trial.
+sampled configuration into a trial; and what a study compares (its arms).
 
     spec.py      the file format and its models: ``SearchSpec``, its parameters and settings
     loading.py   YAML → a validated ``SearchSpec`` (``load_space``; errors are ``SpaceError``)
     sampling.py  the Optuna define-by-run function, random samples, grid and seed points
     resolve.py   a sampled configuration → ``TrialConfig`` and the params a trial logs
+    study.py     a study file (arms compared over shared seeds): ``StudySpec``, ``load_study``,
+                 an arm resolved to its ``TrialConfig`` (errors are ``StudyError``)
 
 Import from the package: ``from xstilts.spaces import load_space, define_by_run``.
 """
@@ -41,6 +43,7 @@ from .spec import (
     SimplexParam,
     SubsetParam,
 )
+from .study import StudyError, StudySpec, load_study, resolve_arm
 
 __all__ = [
     # the space and its parts (spec.py)
@@ -53,4 +56,6 @@ __all__ = [
     "point_to_optuna", "placeholders",
     # resolving a configuration (resolve.py)
     "to_trial_config", "trial_params",
+    # studies (study.py)
+    "StudySpec", "StudyError", "load_study", "resolve_arm",
 ]
