@@ -27,6 +27,7 @@ from .plots import zero_shot_scores
 from .store import (
     SearchNotFound,
     SearchRecord,
+    StoreUnavailable,
     TrialRecord,
     best_trial,
     load_search,
@@ -209,12 +210,17 @@ def write_report(name: str | None, tracking_uri: str | None = None, output: str 
     try:
         search = load_search(uri, name)
         run_name, run_id, text = search.run_name, search.run_id, render_report(search, uri)
-    except SearchNotFound:
+    except StoreUnavailable:
+        raise
+    except SearchNotFound as no_search:
         if not name:
             raise
         from .study_report import study_report_text
 
-        study, text = study_report_text(name, uri)
+        try:
+            study, text = study_report_text(name, uri)
+        except SearchNotFound:
+            raise no_search from None  # neither: the search's message, as `status` gives it
         run_name, run_id = study.run_name, study.run_id
     if output:
         path = Path(output)

@@ -21,12 +21,16 @@ from xstilts.trainer.names import OBJECTIVE
 from .store_check import sqlite_path, tracking_store_problem
 
 __all__ = ["TrialRecord", "SearchRecord", "find_search_run", "load_search", "child_runs", "resolve_tracking_uri",
-           "best_trial", "objective_value", "SearchNotFound", "trial_records"]
+           "best_trial", "objective_value", "SearchNotFound", "StoreUnavailable", "trial_records"]
 
 
 class SearchNotFound(LookupError):
     """No search run of that name (nor experiment of that name) in the tracking store, or no
     store at all (a SQLite file that does not exist, a server that does not answer)."""
+
+
+class StoreUnavailable(SearchNotFound):
+    """The tracking store is not there (a SQLite file never made) or does not answer: nothing in it can be found."""
 
 
 def resolve_tracking_uri(tracking_uri: str | None) -> str:
@@ -169,11 +173,11 @@ def load_search(tracking_uri: str | None, name: str | None = None) -> SearchReco
     uri = resolve_tracking_uri(tracking_uri)
     db = sqlite_path(uri)
     if db is not None and not db.exists():
-        raise SearchNotFound(f"no tracking store at {db}: no search has been tracked there (pass --tracking-uri "
-                             "or --home to read another)")
+        raise StoreUnavailable(f"no tracking store at {db}: no search has been tracked there (pass --tracking-uri "
+                               "or --home to read another)")
     problem = tracking_store_problem(uri) if db is None else None
     if problem:
-        raise SearchNotFound(problem)
+        raise StoreUnavailable(problem)
     client = MlflowClient(uri)
     parent = find_search_run(client, name)
     exp = client.get_experiment(parent.info.experiment_id)
