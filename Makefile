@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # On a GPU host, set TORCH_SPEC to the build you want (e.g. TORCH_SPEC=torch).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install chromium demo test lint clean-home
+.PHONY: install chromium demo test test-all lint clean-home
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ demo: install
 	$(BIN)/xstilts search
 
 test: install chromium
+	$(BIN)/python -m pytest -q -m "not heavy"
+
+test-all: install chromium  # every test, the heavy end-to-end runs too (about 10 min more)
 	$(BIN)/python -m pytest -q
 
 lint: install

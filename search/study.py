@@ -214,7 +214,7 @@ def _arm_configs(spec: StudySpec, overrides: dict[str, Any], uri: str
             try:
                 rec = load_search(uri, arm.from_search)
             except SearchNotFound as e:
-                raise StudyError(f"arms.{name}.from_search: {e} ({uri})") from None
+                raise StudyError(f"arms.{name}.from_search: search {arm.from_search!r} not found: {e} ({uri})") from None
             trial = pick_search_trial(rec, arm.where)
             if trial is None:
                 raise StudyError(f"arms.{name}: search {rec.run_name} has no completed trial with params {arm.where} "

@@ -15,6 +15,7 @@ from xstilts.search.cluster import LocalCluster
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.heavy
 def test_job_submit_runs_trials_on_both_nodes(tiny_home: Path, tmp_path: Path) -> None:
     project = tmp_path / "project"  # what a user submits: a folder with their space file
     project.mkdir()

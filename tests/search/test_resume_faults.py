@@ -173,6 +173,7 @@ def test_killed_trial_worker_is_retried_and_the_search_completes(tiny_home: Path
     assert len(kids) == 2 and all(k.data.tags["xstilts.status"] == "completed" for k in kids)
 
 
+@pytest.mark.heavy
 def test_retry_failed_reruns_a_killed_trial_on_resume(tiny_home: Path, tmp_path: Path) -> None:
     run_dir, storage, uri, victim, rc, log = _kill_worker_mid_trial(tmp_path, tiny_home, "refail", max_failures=0)
     assert rc == 0, log.read_text()[-3000:]  # the other trial completed
@@ -192,6 +193,7 @@ def test_retry_failed_reruns_a_killed_trial_on_resume(tiny_home: Path, tmp_path:
     assert len(kids) == 2 and all(k.data.tags["xstilts.status"] == "completed" for k in kids)
 
 
+@pytest.mark.heavy
 def test_ctrl_c_stops_the_search_cleanly_and_it_resumes(tiny_home: Path, tmp_path: Path) -> None:
     """SIGINT to the driver's process group (what Ctrl-C in a terminal sends): the search stops
     with exit status 130 and prints the resume command, MLflow marks the parent interrupted, and

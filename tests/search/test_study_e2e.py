@@ -109,6 +109,7 @@ def _write_study(tmp_path: Path, name: str, arms: dict[str, Any], seeds: int, tr
     return p
 
 
+@pytest.mark.heavy
 def test_an_arm_from_a_search_reruns_its_best_trial_and_draws_its_evp(tiny_home: Path, tmp_path: Path) -> None:
     uri, storage = f"sqlite:///{tmp_path / 'track.db'}", str(tmp_path / "ray")
     space = write_space(tmp_path, "src", search={"scheduler": "none"})
@@ -138,6 +139,7 @@ def test_an_arm_from_a_search_reruns_its_best_trial_and_draws_its_evp(tiny_home:
     assert "expected validation performance" in Path(out["report"]).read_text()
 
 
+@pytest.mark.heavy
 def test_a_killed_study_resumes_without_rerunning_or_duplicating(tiny_home: Path, tmp_path: Path) -> None:
     uri, storage, log = f"sqlite:///{tmp_path / 'track.db'}", tmp_path / "ray", tmp_path / "driver.log"
     study = _write_study(tmp_path, "killed", {"seq": {"intermediate": {"mnli": 1.0}},

@@ -90,6 +90,7 @@ def test_a_server_that_comes_back_gets_every_write(tiny_home: Path, tmp_path: Pa
     assert "xstilts sync" not in out
 
 
+@pytest.mark.heavy
 def test_a_server_that_never_comes_back_is_synced_afterwards(tiny_home: Path, tmp_path: Path,
                                                              server: _Server) -> None:
     proc, run_dir, log = _search_during_outage(tmp_path, tiny_home, server, "gone", "--tracking-wait", "5")

@@ -221,7 +221,7 @@ def test_a_classification_head_overfits_one_batch(fresh: Any, made: Any) -> None
         return float(loss)
 
     before = eval_loss()
-    for _ in range(30):
+    for _ in range(60):  # enough for every synth version's batch (v5: 30 left one of 8 wrong)
         loss, _ = model("xnli", ids, attn, y)
         assert loss is not None
         opt.zero_grad()
