@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from types import FrameType
 
 __all__ = ["start_mlflow_server", "wait_healthy", "stop_server", "serve", "server_url"]
@@ -24,15 +25,20 @@ def server_url(host: str, port: int) -> str:
 
 
 def start_mlflow_server(backend_uri: str, host: str = "127.0.0.1", port: int = 5000,
-                        workers: int = 1, artifacts: str | None = None) -> subprocess.Popen[bytes]:
+                        workers: int = 1, artifacts: str | None = None,
+                        output: Path | None = None) -> subprocess.Popen[bytes]:
     """Start ``mlflow server`` (one worker, no job runner: healthy in seconds) in a new session;
-    ``artifacts``: the folder the server keeps artifacts in (default: ./mlartifacts)."""
+    ``artifacts``: the folder the server keeps artifacts in (default: ./mlartifacts); ``output``: a
+    file for the server's own log (default: this process's stdout and stderr)."""
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
            "--host", host, "--port", str(port), "--workers", str(workers)]
     if artifacts:
         cmd += ["--artifacts-destination", artifacts]
-    return subprocess.Popen(cmd, env=env, start_new_session=True)
+    if output is None:
+        return subprocess.Popen(cmd, env=env, start_new_session=True)
+    with open(output, "ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(cmd, env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 90.0) -> None:

@@ -227,7 +227,8 @@ def tracking_fault(b: _Bench) -> Outcome:
     name, t0 = "tracking", time.perf_counter()
     port = free_port()
     url, backend, artifacts = f"http://127.0.0.1:{port}", f"sqlite:///{b.work / 'server.db'}", str(b.work / "srv")
-    server = start_mlflow_server(backend, port=port, artifacts=artifacts)
+    server_log = b.work / "server.log"  # not stdout: that is the one JSON object's
+    server = start_mlflow_server(backend, port=port, artifacts=artifacts, output=server_log)
     wait_healthy(url, server, timeout=180)
     proc = b.search(name, uri=url, scheduler="none")
     run_dir = b.storage / f"{name}-run"
@@ -237,7 +238,7 @@ def tracking_fault(b: _Bench) -> Outcome:
             stop_server(server)
             time.sleep(20)
             out.injected, out.note = True, "server stopped 20 s"
-            server = start_mlflow_server(backend, port=port, artifacts=artifacts)
+            server = start_mlflow_server(backend, port=port, artifacts=artifacts, output=server_log)
             wait_healthy(url, server, timeout=180)
         proc.wait(timeout=1800)
         return assess(b, out, run_dir, t0, uri=url)
