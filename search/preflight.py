@@ -78,7 +78,7 @@ def preflight_search(spec: SearchSpec, overrides: dict[str, Any], tracking_uri: 
         out.checked.append(f"tracking store {tracking_uri}: usable")
     cfgs = reachable_configs(spec, overrides)
     out.checked.append(f"space {spec.name}: {len(cfgs)} distinct trial configuration(s) cover its branches")
-    trials = preflight_trials(cfgs, root, log)
+    trials = preflight_trials(cfgs, root, log, refused=not out.ok)
     out.merge(trials).seconds = trials.seconds
     return out
 
