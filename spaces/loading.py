@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from xstilts.trainer.config import TrialConfig, format_validation_error, read_yaml_mapping
 from xstilts.trainer.tasks import XTREME_LANGUAGES
@@ -23,7 +24,9 @@ from .resolve import to_trial_config
 from .sampling import grid_points, optuna_points, point_to_optuna, sample_random, with_constants
 from .spec import SearchSpec
 
-__all__ = ["SpaceError", "load_space", "check_space", "default_space_path", "XTREME_LANGUAGES"]
+__all__ = ["SpaceError", "load_space", "check_space", "default_space_path", "validated_file", "XTREME_LANGUAGES"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class SpaceError(ValueError):
@@ -37,14 +40,20 @@ def default_space_path() -> Path:
 def load_space(path: str | Path | None = None) -> SearchSpec:
     """Load and validate a space file; every error names the file and the key."""
     p = Path(path) if path else default_space_path()
-    raw = read_yaml_mapping(p, "space", SpaceError)
-    raw.setdefault("name", p.stem)
-    try:
-        spec = SearchSpec.model_validate({**raw, "source": str(p)})
-    except ValidationError as e:
-        raise SpaceError(format_validation_error(e, str(p))) from None
+    spec = validated_file(p, SearchSpec, "space", SpaceError)
     check_space(spec, str(p))
     return spec
+
+
+def validated_file(p: Path, model: type[M], kind: str, error: type[Exception]) -> M:
+    """The YAML file ``p`` (a ``kind``: space, study) as ``model``, named after the file unless it says
+    otherwise, its ``source`` the path; every error ``error`` naming the file and the key."""
+    raw = read_yaml_mapping(p, kind, error)
+    raw.setdefault("name", p.stem)
+    try:
+        return model.model_validate({**raw, "source": str(p)})
+    except ValidationError as e:
+        raise error(format_validation_error(e, str(p))) from None
 
 
 def check_space(spec: SearchSpec, where: str) -> None:

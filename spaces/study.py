@@ -32,7 +32,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from xstilts.trainer.config import TrialConfig, format_validation_error, read_yaml_mapping
+from xstilts.trainer.config import TrialConfig, format_validation_error
+
+from .loading import validated_file
 
 __all__ = ["StudySpec", "SearchArm", "StudyRunSettings", "StatisticsSettings", "StudyError", "load_study",
            "check_study", "resolve_arm", "evaluation_mismatch", "EVALUATION_FIELDS", "DEFAULT_SEEDS"]
@@ -174,12 +176,7 @@ def evaluation_mismatch(configs: dict[str, TrialConfig]) -> str | None:
 def load_study(path: str | Path) -> StudySpec:
     """Load and validate a study file; every error names the file and the key (``StudyError``)."""
     p = Path(path)
-    raw = read_yaml_mapping(p, "study", StudyError)
-    raw.setdefault("name", p.stem)
-    try:
-        spec = StudySpec.model_validate({**raw, "source": str(p)})
-    except ValidationError as e:
-        raise StudyError(format_validation_error(e, str(p))) from None
+    spec = validated_file(p, StudySpec, "study", StudyError)
     check_study(spec, str(p))
     return spec
 
