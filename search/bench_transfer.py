@@ -34,6 +34,7 @@ for twice (an effect's baseline is a zero-shot table's run) runs once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -58,13 +59,18 @@ __all__ = ["run", "TransferBench", "zero_shot_tables", "overlap_spearman", "tran
 @dataclass
 class TransferBench:
     """What every part measures with: the benchmark, the trial settings they share, and a trial
-    runner that times each trial (``trial_s``)."""
+    runner that times each trial (``trial_s``). A part asks for its trials together (``run_all``):
+    they run ``workers`` at a time in worker processes of one torch thread each (on 2 cores, two
+    one-thread trials side by side did more than one two-thread trial at a time; the scores are the
+    same with any thread count)."""
 
     bench: Any  # the synth benchmark (its languages, manifest and records)
     base: dict[str, Any]  # TrialConfig fields every trial shares (tiny model, schedule, fidelity)
     runtime: TrialRuntime  # where the trials run: the home, 2 threads
+    workers: int = 1  # trials run at once (1: in this process)
     trial_s: list[float] = field(default_factory=list)  # each trial's seconds, in the order they ran
     done: dict[str, dict[str, Any]] = field(default_factory=dict)  # the metrics of every trial run, by config
+    _pool: Any = None  # the worker processes, made on first use (``close`` ends them)
 
     @property
     def langs(self) -> list[str]:
@@ -75,40 +81,97 @@ class TransferBench:
         """The languages of the objective: neither English nor a control language."""
         return [lang for lang in self.langs if lang != "en" and lang not in self.bench.control_languages]
 
-    def trial(self, seed: int, **over: Any) -> dict[str, Any]:
-        """One trial of the shared settings with training seed ``seed`` and ``over``: its metrics
-        (a trial asked for again is not run again: the same config trains the same model)."""
+    def _config(self, seed: int, over: dict[str, Any]) -> Any:
         from xstilts.trainer.config import TrialConfig
-        from xstilts.trainer.trial import run_trial
 
-        cfg = TrialConfig.model_validate({**self.base, "seed": seed, **over})
-        key = cfg.model_dump_json()
-        if key not in self.done:
-            ts = time.perf_counter()
-            res = run_trial(cfg, None, runtime=self.runtime, log=lambda s: None)
-            self.trial_s.append(time.perf_counter() - ts)
-            self.done[key] = dict(res["metrics"])
-        return self.done[key]
+        return TrialConfig.model_validate({**self.base, "seed": seed, **over})
+
+    def run_all(self, requests: list[tuple[int, dict[str, Any]]]) -> None:
+        """Run every (seed, overrides) not run yet (a config asked for again is not run again: the
+        same config trains the same model), ``workers`` at a time."""
+        todo: dict[str, Any] = {}
+        for seed, over in requests:
+            cfg = self._config(seed, over)
+            todo.setdefault(cfg.model_dump_json(), cfg)
+        todo = {k: c for k, c in todo.items() if k not in self.done}
+        if self.workers <= 1 or len(todo) <= 1:
+            for key, cfg in todo.items():
+                self.done[key], seconds = _run_one(cfg, self.runtime)
+                self.trial_s.append(seconds)
+            return
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_one_thread)
+        one_thread = dataclasses.replace(self.runtime, threads=1)
+        for key, (metrics, seconds) in zip(todo, self._pool.map(_run_one, todo.values(),
+                                                                  [one_thread] * len(todo)), strict=True):
+            self.done[key] = metrics
+            self.trial_s.append(seconds)
+
+    def trial(self, seed: int, **over: Any) -> dict[str, Any]:
+        """One trial of the shared settings with training seed ``seed`` and ``over``: its metrics."""
+        self.run_all([(seed, over)])
+        return self.done[self._config(seed, over).model_dump_json()]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
-def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 3, home: str | None = None,
-        parts: tuple[str, ...] = ("zero_shot", "effects")) -> dict[str, Any]:
+def _one_thread() -> None:
+    """A worker process's start: one torch thread (OMP_WAIT_POLICY is inherited), and what it
+    prints goes to stderr (the bench's stdout is its one JSON object)."""
+    import torch
+
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    torch.set_num_threads(1)
+
+
+def _run_one(cfg: Any, runtime: Any) -> tuple[dict[str, Any], float]:
+    """One trial, silent: (its metrics, its seconds)."""
+    from xstilts.trainer.trial import run_trial
+
+    ts = time.perf_counter()
+    res = run_trial(cfg, None, runtime=runtime, log=lambda s: None)
+    return dict(res["metrics"]), time.perf_counter() - ts
+
+
+def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 2, home: str | None = None,
+        parts: tuple[str, ...] = ("zero_shot", "effects"), workers: int | None = None) -> dict[str, Any]:
     """``seeds`` fine-tuning seeds for the zero-shot tables, ``effect_seeds`` for the intermediate
     effects (every intermediate task on every target: 81 pairs, so few seeds each; their mean over
     tasks per target has ~9x the seeds); ``parts`` picks what to measure: the zero-shot tables
     (with the overlap correlations, the validity table and the translate-train reference), the
-    intermediate effects; then the default trial, and the targets."""
+    intermediate effects; then the default trial, and the targets. ``workers``: trials at once
+    (default: one per CPU core, at most 8)."""
     # OpenMP threads spin while they wait: on a machine shared with other work, torch's 2 threads
     # ran ~30x slower so (a tiny-model step: 3.9 s spinning, 0.12-0.25 s passive, load ~15 on 2
     # cores). Passive waiting, unless asked otherwise; it takes effect only before torch's import.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
+    torch.set_num_threads(2)
+    t_start = time.perf_counter()
+    tb, seconds = _prepare(quick, home)
+    tb.workers = workers or min(8, os.cpu_count() or 1)
+    try:
+        return _measure(tb, seconds, quick, seeds, effect_seeds, parts, t_start)
+    finally:
+        tb.close()
+
+
+def _measure(tb: TransferBench, seconds: dict[str, Any], quick: bool, seeds: int, effect_seeds: int,
+             parts: tuple[str, ...], t_start: float) -> dict[str, Any]:
+    """``run``'s parts on a prepared bench."""
     from xstilts.trainer.config import TrialConfig
     from xstilts.trainer.tasks import INTERMEDIATE_TASKS, TARGET_TASKS, TASKS
 
-    torch.set_num_threads(2)
-    tb, seconds = _prepare(quick, home)
     n_seeds = 1 if quick else seeds
     n_effect = 1 if quick else effect_seeds
     langs, obj_langs = tb.langs, tb.obj_langs
@@ -134,6 +197,8 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 3, home: str | 
     seconds["trials"] = len(tb.trial_s)
     seconds["effect_trial_max"] = max(tb.trial_s[first_effect_trial:] or [float("nan")])
     seconds["default_trial"] = default_trial_seconds(tb, quick)
+    seconds["total"] = time.perf_counter() - t_start
+    seconds["workers"] = tb.workers
     met = {
         "xnli_mean_ge_chance_plus_0.15": xnli_mean >= chance["xnli"] + 0.15,
         "xnli_spearman_ge_0.7": rho.get("xnli", float("nan")) >= 0.7,
@@ -146,6 +211,7 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 3, home: str | 
     }
     return {
         "seeds": n_seeds, "effect_seeds": n_effect, "parts": list(parts), "quick": quick, "languages": langs,
+        "synth_version": tb.bench.manifest.get("version"),
         "controls": tb.bench.control_languages,
         "objective": {"target_tasks": default_targets, "metric": TEST_OBJECTIVE, "languages": obj_langs},
         "chance": chance, "zero_shot": zero_shot, "zero_shot_se": zero_shot_se, "clean_zero_shot": clean,
@@ -200,9 +266,15 @@ def zero_shot_tables(tb: TransferBench, n_seeds: int) -> tuple[dict[str, dict[st
     zero_shot_se: dict[str, dict[str, float]] = {}
     clean: dict[str, dict[str, float]] = {}
     langs = tb.langs
+    trained_targets = [t for t in TARGET_TASKS if TASKS[t].family != "retrieval"]
+    retrieval = [t for t in TARGET_TASKS if t not in trained_targets]
+    # every retrieval target in one trial: nothing is trained for them, so each scores the same as alone
+    tb.run_all([(s, {"target_tasks": [t], "eval_clean": True}) for t in trained_targets for s in range(n_seeds)]
+               + [(0, {"target_tasks": retrieval})])
     for t in TARGET_TASKS:
-        trained = TASKS[t].family != "retrieval"
-        runs = [tb.trial(s, target_tasks=[t], eval_clean=True) for s in range(n_seeds if trained else 1)]
+        trained = t in trained_targets
+        runs = ([tb.trial(s, target_tasks=[t], eval_clean=True) for s in range(n_seeds)] if trained
+                else [tb.trial(0, target_tasks=retrieval)])
         by_lang = {lang: [m[f"test/zero_shot/{t}/{lang}"] for m in runs] for lang in langs if lang != "en"}
         if trained:
             by_lang["en"] = [m[f"test/en/{t}"] for m in runs]
@@ -231,8 +303,9 @@ def translate_train_xnli(tb: TransferBench, n_seeds: int) -> dict[str, float]:
     """The translate-train reference for the XNLI-like task (English plus every language's
     "translated" train split, no longer zero-shot): {language: mean test score}."""
     langs = tb.langs
-    tt_runs = [tb.trial(s, target_tasks=["xnli"], translate_train_languages=[x for x in langs if x != "en"])
-               for s in range(n_seeds)]
+    over = {"target_tasks": ["xnli"], "translate_train_languages": [x for x in langs if x != "en"]}
+    tb.run_all([(s, over) for s in range(n_seeds)])
+    tt_runs = [tb.trial(s, **over) for s in range(n_seeds)]
     translate_train = {lang: statistics.fmean(m[f"test/zero_shot/xnli/{lang}"] for m in tt_runs)
                        for lang in langs if lang != "en"}
     _progress("translate-train xnli: " + " ".join(f"{k} {v:.3f}" for k, v in translate_train.items()))
@@ -248,17 +321,25 @@ def intermediate_effects(tb: TransferBench, tasks: list[str], targets: list[str]
     ``effects_by_target``'s {target: {"effect", "se", "mean", "mean_se"}}."""
     from xstilts.trainer.tasks import TASKS
 
-    def score(t: str, seed: int, **over: Any) -> float:
-        return float(tb.trial(seed, target_tasks=[t], **over)[f"test/zero_shot/{t}"])
+    retrieval = [t for t in targets if TASKS[t].family == "retrieval"]
 
+    def over(t: str, **more: Any) -> dict[str, Any]:
+        """A target's trial: alone, but the retrieval targets all in one (nothing is trained for them)."""
+        return {"target_tasks": retrieval if t in retrieval else [t], **more}
+
+    def score(t: str, seed: int, **more: Any) -> float:
+        return float(tb.trial(seed, **over(t, **more))[f"test/zero_shot/{t}"])
+
+    def seeds(t: str) -> range:
+        return range(1) if t in retrieval else range(n_effect)  # the pretrained encoder: one baseline
+
+    tb.run_all([(s, over(t, eval_clean=t not in retrieval)) for t in targets for s in seeds(t)]
+               + [(s, over(t, intermediate={task: 1.0})) for t in targets for task in tasks for s in range(n_effect)])
     baseline: dict[str, list[float]] = {}
     treated: dict[str, dict[str, list[float]]] = {}
     for t in targets:
-        trained = TASKS[t].family != "retrieval"
-        baseline[t] = [score(t, s if trained else 0, eval_clean=True) for s in range(n_effect)]
-        treated[t] = {}
-        for task in tasks:
-            treated[t][task] = [score(t, s, intermediate={task: 1.0}) for s in range(n_effect)]
+        baseline[t] = [score(t, s, eval_clean=t not in retrieval) for s in seeds(t)]
+        treated[t] = {task: [score(t, s, intermediate={task: 1.0}) for s in range(n_effect)] for task in tasks}
         by = effects_by_target({t: baseline[t]}, {t: treated[t]})[t]
         _progress(f"intermediate effects on {t}: mean {by['mean']:+.4f} ± {by['mean_se']:.4f}; "
                   + " ".join(f"{k} {v:+.3f}" for k, v in by["effect"].items()))

@@ -77,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search: also run TPE without early stopping in the efficiency part")
     b.add_argument("--trials", type=int, help="search: trials per searcher and seed in the efficiency part (default: the space's budget, 12)")
     b.add_argument("--effect-seeds", type=int,
-                   help="transfer: seeds for each intermediate task's effect on each target (default 3)")
+                   help="transfer: seeds for each intermediate task's effect on each target (default 2)")
     b.add_argument("--only", choices=["zero_shot", "effects"], help="transfer: measure only this part")
+    b.add_argument("--workers", type=int, help="transfer: trials run at once, one torch thread each "
+                   "(default: one per CPU core, at most 8)")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of a search or a study and log it")
     r.add_argument("name", help="search or study run name (or experiment name: its latest search)")
@@ -114,7 +116,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 _BENCH_OPTIONS = {"seeds": ("transfer", "search"), "trials": ("search",), "effect_seeds": ("transfer",),
-                  "only": ("transfer",), "tpe_alone": ("search",)}
+                  "only": ("transfer",), "tpe_alone": ("search",), "workers": ("transfer",)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from xstilts.search.bench import (
     trial_records,
     zero_overhead_makespan,
 )
+from xstilts.trainer.synth import SYNTH_VERSION
 
 
 def _write_trial(root: Path, name: str, lines: list[dict[str, object]]) -> None:
@@ -132,9 +134,13 @@ def test_bench_transfer_cli_prints_one_json_object_at_smoke_size(tiny_home: Path
                                    "mean_over_targets_spearman_ge_0.7", "every_target_valid",
                                    "an_effect_ge_+2pts_beyond_2se", "an_effect_le_-2pts_beyond_2se",
                                    "default_trial_le_30s", "pretraining_le_6min"}
-    # 7 trained targets, 2 retrieval, translate-train, 2 effects on each of 2 targets (their baselines
-    # are the zero-shot runs, not run again)
-    assert out["seconds"]["trials"] == 7 * 1 + 2 + 1 + 2 * 2
+    # 7 trained targets, the 2 retrieval ones in one trial, translate-train, 2 effects on each of 2
+    # targets (XNLI's baseline is its zero-shot run, not run again; Tatoeba's, alone, is one more
+    # trial: at full size the effects have both retrieval targets, as the zero-shot run), on one
+    # worker per core
+    assert out["seconds"]["trials"] == 7 * 1 + 1 + 1 + 1 + 2 * 2
+    assert out["seconds"]["workers"] == min(8, os.cpu_count() or 1)
+    assert out["synth_version"] == SYNTH_VERSION
     assert 0 < out["seconds"]["effect_trial_max"] <= out["seconds"]["per_trial_max"]
     assert out["seconds"]["default_trial"] > 0  # the default search's first point, timed on its own
 

@@ -21,6 +21,7 @@ from xstilts.trainer.synth import (
     ensure_synth,
     generate,
 )
+from xstilts.trainer.synth.nli import XNLI_TWO_CLAUSE
 from xstilts.trainer.tasks import NLI_LABELS, TASKS
 
 CODES = [s.code for s in LANGUAGES]
@@ -292,8 +293,20 @@ def test_labels_are_roughly_balanced(data: dict[str, Any]) -> None:
 def test_nli_rule_polarity_decides_entailment_and_contradiction(data: dict[str, Any]) -> None:
     t = data["tasks"]
     pairs = [(r["premise"], r["hypothesis"], NLI_LABELS[r["label"]]) for r in t["mnli"]["train"]["en"]]
+    w = World(0)
+    two_clause = 0
     for lang in SHARING:  # "not" is an anchor: the rule is visible in every language that shares it
-        pairs += [(r["sentence1"], r["sentence2"], r["gold_label"]) for r in t["xnli"]["test"][lang]]
+        joint = f" {w.anchor_form(lang, 'and')} "
+        for r in t["xnli"]["test"][lang]:
+            clauses = r["sentence1"].split(joint)
+            subject = r["sentence2"].split()[0]
+            if len(clauses) == 2:  # XNLI_TWO_CLAUSE: the pair's clause is the one about the same name
+                two_clause += 1
+                assert [c.split()[0] == subject for c in clauses].count(True) == 1, r
+            own = next(c for c in clauses if c.split()[0] == subject)
+            pairs.append((own, r["sentence2"], r["gold_label"]))
+    n_xnli = sum(len(t["xnli"]["test"][lang]) for lang in SHARING)
+    assert abs(two_clause / n_xnli - XNLI_TWO_CLAUSE) < 0.05, two_clause / n_xnli
     seen = Counter()
     for p, h, y in pairs:
         assert p.split()[0] == h.split()[0], (p, h)  # the hypothesis speaks about the premise's subject

@@ -1,4 +1,10 @@
-"""Retrieval (no training): ``bucc`` and ``tatoeba``, the same latent sentence in a language and in English."""
+"""Retrieval (no training): ``bucc`` and ``tatoeba``, the same latent sentence in a language and in English.
+
+``bucc`` pairs two sentences of the tagging stream; ``tatoeba`` single sentences of the entity
+stream (people and organisations by name, half of them in a place), as real Tatoeba's short
+sentences are often about named people. With single tagging-stream sentences the best language
+retrieved .198 of 500 (synth v5), under the learnability rule's .20; the entity stream: .400.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,12 @@ from .world import World
 __all__ = ["render_retrieval"]
 
 
-def _sentence(w: World, lang: str, stream: str) -> str:
-    """The sentence drawn from ``stream``, rendered in ``lang`` without its final "."."""
+def _sentence(w: World, lang: str, stream: str, entities: bool = False) -> str:
+    """The sentence drawn from ``stream`` (``entities``: an entity sentence), rendered in ``lang``
+    without its final "."."""
     with w.using(random.Random(stream)):
-        return " ".join(x for x, _ in w.tagged_sentence(lang)[:-1])
+        words = w.entity_sentence(lang) if entities else w.tagged_sentence(lang)
+        return " ".join(x for x, _ in words[:-1])
 
 
 def _pairs(w: World, name: str, n: int, langs: list[str], two: bool) -> ByLanguage:
@@ -23,7 +31,7 @@ def _pairs(w: World, name: str, n: int, langs: list[str], two: bool) -> ByLangua
     for i in range(n):
         stream = f"{w.seed}-{name}-{i}"
         for lang in non_en:
-            src, tgt = _sentence(w, lang, stream), _sentence(w, "en", stream)
+            src, tgt = _sentence(w, lang, stream, not two), _sentence(w, "en", stream, not two)
             if two:
                 src += " . " + _sentence(w, lang, stream + "b")
                 tgt += " . " + _sentence(w, "en", stream + "b")
