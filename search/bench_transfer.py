@@ -68,6 +68,7 @@ class TransferBench:
     base: dict[str, Any]  # TrialConfig fields every trial shares (tiny model, schedule, fidelity)
     runtime: TrialRuntime  # where the trials run: the home, 2 threads
     workers: int = 1  # trials run at once (1: in this process)
+    ledger: Path | None = None  # finished trials appended here, read back by a later run (see ``open_ledger``)
     trial_s: list[float] = field(default_factory=list)  # each trial's seconds, in the order they ran
     done: dict[str, dict[str, Any]] = field(default_factory=dict)  # the metrics of every trial run, by config
     _pool: Any = None  # the worker processes, made on first use (``close`` ends them)
@@ -86,6 +87,34 @@ class TransferBench:
 
         return TrialConfig.model_validate({**self.base, "seed": seed, **over})
 
+    def open_ledger(self, path: Path) -> int:
+        """Keep every finished trial in ``path`` (JSON Lines, flushed and fsynced per trial) and take
+        the trials already there: a run that crashed or was killed loses none of its trials. A line
+        is keyed by the trial config and a hash of the trainer's and synth's source, so trials of
+        other code are not taken. Returns how many were taken."""
+        self.ledger = path
+        taken = 0
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill
+                if rec.get("code") == _CODE and rec["key"] not in self.done:
+                    self.done[rec["key"]] = rec["metrics"]
+                    taken += 1
+        return taken
+
+    def _keep(self, key: str, metrics: dict[str, Any], seconds: float) -> None:
+        self.done[key] = metrics
+        self.trial_s.append(seconds)
+        if self.ledger is not None:
+            self.ledger.parent.mkdir(parents=True, exist_ok=True)
+            with self.ledger.open("a") as f:
+                f.write(json.dumps({"key": key, "code": _CODE, "metrics": metrics, "seconds": seconds}) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
     def run_all(self, requests: list[tuple[int, dict[str, Any]]]) -> None:
         """Run every (seed, overrides) not run yet (a config asked for again is not run again: the
         same config trains the same model), ``workers`` at a time."""
@@ -96,8 +125,7 @@ class TransferBench:
         todo = {k: c for k, c in todo.items() if k not in self.done}
         if self.workers <= 1 or len(todo) <= 1:
             for key, cfg in todo.items():
-                self.done[key], seconds = _run_one(cfg, self.runtime)
-                self.trial_s.append(seconds)
+                self._keep(key, *_run_one(cfg, self.runtime))
             return
         if self._pool is None:
             import multiprocessing
@@ -106,10 +134,13 @@ class TransferBench:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_one_thread)
         one_thread = dataclasses.replace(self.runtime, threads=1)
-        for key, (metrics, seconds) in zip(todo, self._pool.map(_run_one, todo.values(),
-                                                                  [one_thread] * len(todo)), strict=True):
-            self.done[key] = metrics
-            self.trial_s.append(seconds)
+        t0, n = time.perf_counter(), len(todo)
+        for i, (key, (metrics, seconds)) in enumerate(zip(todo, self._pool.map(_run_one, todo.values(),
+                                                                               [one_thread] * n), strict=True)):
+            self._keep(key, metrics, seconds)
+            elapsed = time.perf_counter() - t0
+            if i + 1 == n or (i + 1) % max(1, n // 20) == 0:
+                _progress(f"{i + 1}/{n} trials, {elapsed / 60:.1f} min, ~{elapsed / (i + 1) * (n - i - 1) / 60:.1f} min left")
 
     def trial(self, seed: int, **over: Any) -> dict[str, Any]:
         """One trial of the shared settings with training seed ``seed`` and ``over``: its metrics."""
@@ -120,6 +151,22 @@ class TransferBench:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+
+def _source_hash() -> str:
+    """A hash of the trainer's source (synth included): what a kept trial's scores depend on."""
+    import hashlib
+
+    import xstilts.trainer
+
+    root = Path(xstilts.trainer.__file__).resolve().parent
+    h = hashlib.sha1()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+_CODE = _source_hash()
 
 
 def _one_thread() -> None:
@@ -160,6 +207,9 @@ def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 2, home: str | 
     t_start = time.perf_counter()
     tb, seconds = _prepare(quick, home)
     tb.workers = workers or min(8, os.cpu_count() or 1)
+    seconds["trials_taken_from_ledger"] = tb.open_ledger(Path(tb.runtime.home or ".") / "bench" / "transfer-trials.jsonl")
+    if seconds["trials_taken_from_ledger"]:
+        _progress(f"{seconds['trials_taken_from_ledger']} finished trials taken from {tb.ledger} (same configs, same code)")
     try:
         return _measure(tb, seconds, quick, seeds, effect_seeds, parts, t_start)
     finally:
@@ -173,7 +223,7 @@ def _measure(tb: TransferBench, seconds: dict[str, Any], quick: bool, seeds: int
     from xstilts.trainer.tasks import INTERMEDIATE_TASKS, TARGET_TASKS, TASKS
 
     n_seeds = 1 if quick else seeds
-    n_effect = 1 if quick else effect_seeds
+    n_effect = 2 if quick else effect_seeds  # 2 at smoke size too: the pairing by seed is exercised
     langs, obj_langs = tb.langs, tb.obj_langs
     default_targets = TrialConfig.model_fields["target_tasks"].default_factory()  # type: ignore[misc]
     zero_shot, zero_shot_se, clean = zero_shot_tables(tb, n_seeds) if "zero_shot" in parts else ({}, {}, {})
@@ -192,8 +242,8 @@ def _measure(tb: TransferBench, seconds: dict[str, Any], quick: bool, seeds: int
                   for task in inter}
 
     xnli_mean = statistics.fmean(zero_shot["xnli"][lang] for lang in obj_langs) if zero_shot else float("nan")
-    seconds["per_trial_mean"] = statistics.fmean(tb.trial_s)
-    seconds["per_trial_max"] = max(tb.trial_s)
+    seconds["per_trial_mean"] = statistics.fmean(tb.trial_s) if tb.trial_s else float("nan")  # trials run now
+    seconds["per_trial_max"] = max(tb.trial_s, default=float("nan"))
     seconds["trials"] = len(tb.trial_s)
     seconds["effect_trial_max"] = max(tb.trial_s[first_effect_trial:] or [float("nan")])
     seconds["default_trial"] = default_trial_seconds(tb, quick)
@@ -338,7 +388,8 @@ def intermediate_effects(tb: TransferBench, tasks: list[str], targets: list[str]
     baseline: dict[str, list[float]] = {}
     treated: dict[str, dict[str, list[float]]] = {}
     for t in targets:
-        baseline[t] = [score(t, s, eval_clean=t not in retrieval) for s in seeds(t)]
+        # paired by seed; a retrieval target's baseline is one run, the same for every seed
+        baseline[t] = [score(t, s if t not in retrieval else 0, eval_clean=t not in retrieval) for s in range(n_effect)]
         treated[t] = {task: [score(t, s, intermediate={task: 1.0}) for s in range(n_effect)] for task in tasks}
         by = effects_by_target({t: baseline[t]}, {t: treated[t]})[t]
         _progress(f"intermediate effects on {t}: mean {by['mean']:+.4f} ± {by['mean_se']:.4f}; "

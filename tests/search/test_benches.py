@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -134,15 +135,22 @@ def test_bench_transfer_cli_prints_one_json_object_at_smoke_size(tiny_home: Path
                                    "mean_over_targets_spearman_ge_0.7", "every_target_valid",
                                    "an_effect_ge_+2pts_beyond_2se", "an_effect_le_-2pts_beyond_2se",
                                    "default_trial_le_30s", "pretraining_le_6min"}
-    # 7 trained targets, the 2 retrieval ones in one trial, translate-train, 2 effects on each of 2
-    # targets (XNLI's baseline is its zero-shot run, not run again; Tatoeba's, alone, is one more
-    # trial: at full size the effects have both retrieval targets, as the zero-shot run), on one
-    # worker per core
-    assert out["seconds"]["trials"] == 7 * 1 + 1 + 1 + 1 + 2 * 2
+    # 7 trained targets, the 2 retrieval ones in one trial, translate-train, 2 effects × 2 seeds on
+    # each of 2 targets, and their baselines: XNLI's seed 0 is its zero-shot run, seed 1 one more;
+    # Tatoeba's, alone, one more (at full size the effects have both retrieval targets, as the
+    # zero-shot run), on one worker per core
+    assert out["seconds"]["trials"] == 7 * 1 + 1 + 1 + 1 + 1 + 2 * 2 * 2
+    assert out["effect_seeds"] == 2 and all(math.isfinite(v) for v in by_target["tatoeba"]["se"].values())
     assert out["seconds"]["workers"] == min(8, os.cpu_count() or 1)
     assert out["synth_version"] == SYNTH_VERSION
     assert 0 < out["seconds"]["effect_trial_max"] <= out["seconds"]["per_trial_max"]
     assert out["seconds"]["default_trial"] > 0  # the default search's first point, timed on its own
+    # every finished trial was kept: a second run (as after a crash) takes them all and runs none
+    again = run_cli(["bench", "transfer", "--quick", "--json", "--only", "zero_shot"], tiny_home, timeout=1200)
+    assert again.returncode == 0, again.stderr[-3000:]
+    second = json.loads(again.stdout)
+    assert second["seconds"]["trials"] == 0 and second["seconds"]["trials_taken_from_ledger"] == 19
+    assert second["zero_shot"] == out["zero_shot"]
 
 
 @pytest.mark.slow
