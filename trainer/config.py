@@ -321,7 +321,8 @@ class TrialConfig(BaseModel):
     @model_validator(mode="after")
     def _schedule_consistent(self) -> TrialConfig:
         if self.schedule == "sequential" and self.multilingual_share > 0:
-            raise ValueError("schedule 'sequential' draws no multilingual MLM: multilingual_share must be 0 "
+            raise ValueError("schedule 'sequential' is English-only (translated intermediate data aside): it draws no "
+                             "multilingual MLM, so multilingual_share must be 0 "
                              "(use schedule 'interleaved' to mix in multilingual MLM)")
         if self.schedule == "stages":
             if not self.stages:
