@@ -234,3 +234,58 @@ def test_translations_without_a_local_folder_say_where_to_put_them(monkeypatch: 
         load_hub("mnli", "translate_train", "de")
     with pytest.raises(ValueError, match="no translations into 'xa'"):
         load_hub("mnli", "translate_train", "xa")
+
+
+# --- searched: spaces/interleave.yaml, trial names, params -------------------------------------------
+
+
+def test_the_interleave_space_searches_a_translated_share_only_with_translations() -> None:
+    from xstilts.search.runner import trial_name
+    from xstilts.spaces import load_space, to_trial_config, trial_params, with_constants
+
+    spec = load_space(Path(__file__).parents[2] / "spaces" / "interleave.yaml")
+    langs = "en+xa+xb+xc+xd+xe"
+    point = {"schedule": "sequential", "intermediate_tasks": "mnli+squad", "intermediate_languages": langs,
+             "translated_share": 0.4}
+    config = with_constants(spec, point, number=3)
+    tc = to_trial_config(spec, config)
+    assert tc.intermediate_languages == langs.split("+") and tc.translated_share == 0.4
+    assert trial_params(spec, config)["translated_share"] == 0.4
+    assert trial_name(config, 3) == "t0003-sequential-tr0.40-mnli+squad"
+    english = with_constants(spec, {k: v for k, v in point.items() if k != "translated_share"}
+                             | {"intermediate_languages": "en"}, number=4)
+    assert "translated_share" not in english and trial_name(english, 4) == "t0004-sequential-mnli+squad"
+    assert to_trial_config(spec, english).intermediate_languages == ["en"]
+    assert trial_params(spec, english)["translated_share"] is None  # inactive: no translation drawn
+
+
+# --- a trial with translated data, interrupted and resumed (slow: trains) ------------------------------
+
+
+@pytest.mark.slow
+def test_a_resumed_trial_with_translations_ends_as_an_uninterrupted_one(tiny_home: Path, tmp_path: Path) -> None:
+    """Killed (its report raises) right after the phase-1 checkpoint at step 10, then run again on the
+    same output folder: it resumes there, the language sampler included, and ends bit-identical."""
+    from tests.conftest import TEST_TINY
+    from xstilts.trainer.trial import run_trial
+
+    cfg = TrialConfig(tiny=TEST_TINY, batch_size=8, eval_max_examples=20, eval_languages=["en", "xa", "xz"],
+                      intermediate={"mnli": 1.0}, intermediate_languages=["en", "xa", "xb"], translated_share=0.5,
+                      intermediate_steps=30, target_steps=10, eval_every=10, probe_every=10, probe_steps=2)
+
+    def run(out: Path, crash: bool = False) -> dict[str, Any]:
+        def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+            if crash:
+                raise RuntimeError("killed")
+
+        rt = TrialRuntime(home=str(tiny_home), threads=1, output_dir=str(out))
+        return run_trial(cfg, report, runtime=rt, log=lambda s: None)
+
+    ref = run(tmp_path / "ref")
+    assert ref["intermediate_languages"] == {"mnli": pytest.approx({"en": 0.5, "xa": 0.25, "xb": 0.25})}
+    with pytest.raises(RuntimeError, match="killed"):
+        run(tmp_path / "resumed", crash=True)
+    got = run(tmp_path / "resumed")
+    assert got["resumed"] and not ref["resumed"]
+    strip = lambda m: {k: v for k, v in m.items() if not k.startswith("time/")}  # noqa: E731
+    assert strip(got["metrics"]) == strip(ref["metrics"]) and got["curves"] == ref["curves"]
