@@ -269,9 +269,9 @@ def test_a_resumed_trial_with_translations_ends_as_an_uninterrupted_one(tiny_hom
     from tests.conftest import TEST_TINY
     from xstilts.trainer.trial import run_trial
 
-    cfg = TrialConfig(tiny=TEST_TINY, batch_size=8, eval_max_examples=20, eval_languages=["en", "xa", "xz"],
+    cfg = TrialConfig(tiny=TEST_TINY, batch_size=8, eval_max_examples=10, eval_languages=["en", "xa"],
                       intermediate={"mnli": 1.0}, intermediate_languages=["en", "xa", "xb"], translated_share=0.5,
-                      intermediate_steps=30, target_steps=10, eval_every=10, probe_every=10, probe_steps=2)
+                      intermediate_steps=20, target_steps=5, eval_every=5, probe_every=10, probe_steps=1)
 
     def run(out: Path, crash: bool = False) -> dict[str, Any]:
         def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
