@@ -135,6 +135,10 @@ def _describe(params: dict[str, str]) -> dict[str, str]:
         start = params.get("multilingual_share_start", "")
         out["mlm share"] = f"{start} → {share}" if params.get("schedule") == "annealed" else share
         out["T"] = params.get("language_temperature", "")
+    langs = params.get("intermediate_languages", "en").replace(",", "+")
+    if langs not in ("en", "") and steps not in ("0", ""):
+        share = params.get("translated_share", "")
+        out["translated"] = f"{share} of {langs}" if share not in ("", "None") else langs
     return out
 
 

@@ -37,7 +37,8 @@ from xstilts.trainer.preflight import Preflight, preflight_trials
 __all__ = ["reachable_configs", "preflight_search", "check_file", "is_space", "MAX_BRANCHES"]
 
 MAX_BRANCHES = 256  # combinations of categorical choices enumerated (a larger space: the first ones)
-_SHARES = ("multilingual_share", "multilingual_share_start")  # at their highest: MLM is drawn if it can be
+# at their highest: MLM and the translations are drawn if they can be
+_SHARES = ("multilingual_share", "multilingual_share_start", "translated_share")
 _SPACE_KEYS = {"name", "search", "trial", "parameters", "points_to_evaluate"}  # a space file's top level
 Log = Callable[[str], None]
 

@@ -120,7 +120,8 @@ class SearchOutcome:
 
 
 class TrialNamer:
-    """Names trials by what they try, e.g. ``t0007-interleaved-m0.30-T3.2-mnli+sst2``.
+    """Names trials by what they try, e.g. ``t0007-interleaved-m0.30-T3.2-tr0.40-mnli+sst2`` (``tr``: the
+    translated share).
 
     The number is the Optuna trial number carried in the config (``trial_number``), so names
     stay unique and stable across resumes; without it, the order in which this namer saw trials."""
@@ -137,6 +138,8 @@ def trial_name(c: dict[str, Any], n: int) -> str:
     parts = [f"t{n:04d}", str(c.get("schedule", ""))]
     if c.get("schedule") in ("interleaved", "annealed") and "language_temperature" in c:
         parts.append(f"m{c.get('multilingual_share', 0):.2f}-T{c['language_temperature']:.1f}")
+    if c.get("translated_share") is not None and str(c.get("intermediate_languages", "")) != "en":
+        parts.append(f"tr{float(c['translated_share']):.2f}")  # share of intermediate examples from translations
     parts.append(subset_value(chosen_tasks(c)))
     return "-".join(p for p in parts if p)
 

@@ -30,8 +30,9 @@ from pydantic import (
     model_validator,
 )
 
+from .codec import subset_members
 from .data import control_languages, task_languages
-from .tasks import TARGET_TASKS, TASKS, task_info
+from .tasks import TARGET_TASKS, TASKS, TRANSLATED_TASKS, task_info
 
 __all__ = [
     "TrialConfig", "TrialRuntime", "TinyModelSpec", "StageConfig", "ConfigError", "load_trial_config",
@@ -146,6 +147,16 @@ class TrialConfig(BaseModel):
     multilingual_share_start: float = Field(0.0, ge=0.0, lt=1.0)  # annealed: MLM share at phase-1 step 0
     anneal_curve: Literal["linear", "cosine"] = "linear"
     stages: list[StageConfig] | None = None  # schedule "stages": explicit {steps, mixture} list
+    # the languages each intermediate task is drawn in: one list for every task ([en, xa, xb], or the
+    # string "en+xa+xb", which a categorical search parameter can take), or {task: [languages]} (a task
+    # not named: English only); a language but English is the task's machine-translated train data
+    intermediate_languages: list[str] | dict[str, list[str]] = Field(default_factory=lambda: ["en"])
+    # how an example's language is drawn among a task's languages: uniform, or temperature
+    # (q_l ∝ n_l^(1/T), n_l the task's examples in l, T the MLM's language_temperature)
+    intermediate_language_sampling: Literal["uniform", "temperature"] = "uniform"
+    # share of each translated task's examples drawn from its translations (English gets the rest; the
+    # translations split it by intermediate_language_sampling); None: the rule over every listed language
+    translated_share: float | None = Field(None, ge=0.0, le=1.0)
 
     # --- budget (fidelity)
     intermediate_steps: int = Field(300, ge=0)
@@ -182,6 +193,52 @@ class TrialConfig(BaseModel):
                 raise ValueError(f"ratio of {t!r} is negative ({r})")
         if v and sum(v.values()) <= 0:
             raise ValueError(f"all intermediate ratios are zero: {v}")
+        return v
+
+    @field_validator("intermediate_languages", mode="before")
+    @classmethod
+    def _languages_from_text(cls, v: Any) -> Any:
+        return subset_members(v) if isinstance(v, str) else v  # "en+xa+xb" -> [en, xa, xb]
+
+    @field_validator("intermediate_languages")
+    @classmethod
+    def _intermediate_languages_exist(cls, v: list[str] | dict[str, list[str]], info: ValidationInfo
+                                      ) -> list[str] | dict[str, list[str]]:
+        bench = info.data.get("benchmark")
+        if bench is None:
+            return v
+        if isinstance(v, list):
+            drawn = _drawn_tasks(info.data.get("intermediate") or {}, info.data.get("stages"))
+            _check_language_list(v, "intermediate_languages", ("en", *_translated_languages(bench)))
+            if [lang for lang in v if lang != "en"]:
+                for t in drawn:
+                    _check_translated(t, bench, "intermediate_languages")
+            return v
+        for t, langs in v.items():
+            if t not in TASKS or TASKS[t].role != "intermediate":
+                known = sorted(n for n, i in TASKS.items() if i.role == "intermediate")
+                raise ValueError(f"intermediate_languages.{t}: unknown intermediate task {t!r}; known: {', '.join(known)}")
+            if [lang for lang in langs if lang != "en"]:
+                _check_translated(t, bench, f"intermediate_languages.{t}")
+            _check_language_list(langs, f"intermediate_languages.{t}", ("en", *task_languages(bench, t, "translate_train")))
+        return v
+
+    @field_validator("translated_share")
+    @classmethod
+    def _translations_listed(cls, v: float | None, info: ValidationInfo) -> float | None:
+        langs = info.data.get("intermediate_languages")
+        if v is None or langs is None:
+            return v
+        drawn = _drawn_tasks(info.data.get("intermediate") or {}, info.data.get("stages"))
+        by_task = {t: _languages_of(langs, t) for t in drawn}
+        translated = {t: ls for t, ls in by_task.items() if [x for x in ls if x != "en"]}
+        if v > 0 and not translated:
+            raise ValueError(f"translated_share {v}: no intermediate task is drawn in a language but English "
+                             f"(intermediate_languages: {langs}); list translations, or leave translated_share unset")
+        for t, ls in translated.items():
+            if v < 1 and "en" not in ls:
+                raise ValueError(f"translated_share {v} leaves {1 - v:.2g} of {t}'s examples to English, which "
+                                 f"intermediate_languages lists not for {t} ({', '.join(ls)}): add en, or set 1")
         return v
 
     @field_validator("target_tasks")
@@ -250,6 +307,10 @@ class TrialConfig(BaseModel):
             raise ValueError("eval_clean: clean test items (no English content word) exist only in synth")
         return self
 
+    def intermediate_languages_of(self, task: str) -> list[str]:
+        """The languages intermediate task ``task`` is drawn in (English only unless listed)."""
+        return _languages_of(self.intermediate_languages, task)
+
     def languages(self, task: str, split: str) -> list[str]:
         """The languages ``task`` is scored in on ``split`` (dev, test, test_clean): ``eval_languages``
         (default: every language of the task) that the task has in that split, English first."""
@@ -260,7 +321,8 @@ class TrialConfig(BaseModel):
     @model_validator(mode="after")
     def _schedule_consistent(self) -> TrialConfig:
         if self.schedule == "sequential" and self.multilingual_share > 0:
-            raise ValueError("schedule 'sequential' is English-only: multilingual_share must be 0 "
+            raise ValueError("schedule 'sequential' is English-only (translated intermediate data aside): it draws no "
+                             "multilingual MLM, so multilingual_share must be 0 "
                              "(use schedule 'interleaved' to mix in multilingual MLM)")
         if self.schedule == "stages":
             if not self.stages:
@@ -272,6 +334,38 @@ class TrialConfig(BaseModel):
         elif self.stages is not None:
             raise ValueError(f"'stages' is only read by schedule 'stages' (the schedule is {self.schedule!r})")
         return self
+
+
+def _drawn_tasks(intermediate: dict[str, float], stages: list[StageConfig] | None) -> list[str]:
+    """The intermediate tasks phase 1 may draw (a positive ratio or a stage's positive rate), sorted."""
+    in_stages = {t for s in stages or [] for t, r in s.mixture.items() if r > 0 and t in TASKS}
+    return sorted({t for t, r in intermediate.items() if r > 0} | in_stages)
+
+
+def _languages_of(langs: list[str] | dict[str, list[str]], task: str) -> list[str]:
+    return list(langs.get(task, ["en"])) if isinstance(langs, dict) else list(langs)
+
+
+def _translated_languages(bench: str) -> list[str]:
+    """Every language some intermediate task of ``bench`` has translations in."""
+    return sorted({lang for t in TRANSLATED_TASKS for lang in task_languages(bench, t, "translate_train")})
+
+
+def _check_language_list(langs: list[str], key: str, allowed: tuple[str, ...]) -> None:
+    if not langs:
+        raise ValueError(f"{key}: give at least one language")
+    if len(set(langs)) != len(langs):
+        raise ValueError(f"{key}: {langs} repeats a language")
+    unknown = [lang for lang in langs if lang not in allowed]
+    if unknown:
+        raise ValueError(f"{key}: unknown language(s) {unknown}; allowed: {', '.join(allowed)}")
+
+
+def _check_translated(task: str, bench: str, key: str) -> None:
+    if not task_languages(bench, task, "translate_train"):
+        where = "" if bench == "synth" else f" on benchmark {bench!r}"
+        raise ValueError(f"{key}: {task} has no translated data{where} (tasks that have it: "
+                         f"{', '.join(TRANSLATED_TASKS)}); draw it in English ({{{task}: [en]}})")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,14 @@ ANLI's ``train``/``dev``/``test`` are round 3 (``train_r3``/``dev_r3``/``test_r3
 other rounds are reachable by their own names. ``translate_train`` is mapped where the hub has
 it: PAWS-X's non-English ``train`` split is the machine-translated English train set.
 
+An intermediate task's machine-translated train data (``translate_train``: e.g. XTREME's
+translate-train of XNLI as translated MNLI) is read from the local folder only, in the task's own
+schema, in the task's folder (``<data_dir>/nyu-mll/glue/mnli/`` for MNLI) as one file per language,
+``translate_train.<lang>.{jsonl,json,parquet}`` (or ``translate_train.<lang>-*.parquet``; a
+``language`` column, if any, must be that language), or as the files of every language together,
+``translate_train.{jsonl,json,parquet}`` (``translate_train-*.parquet``, ``translate_train/*.parquet``)
+with a ``language`` column (ISO 639-1 codes) that says each row's language.
+
 Every record is checked against its task's schema (``tasks.TaskInfo.schema``) as it is read:
 a bad row is a ``records.RecordError`` naming the file and line or row, the field, the value
 and what is allowed; a language without rows is one too.
@@ -33,8 +41,8 @@ from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from .records import RecordError, check_records, read_file, require_rows
-from .tasks import task_info
+from .records import RecordError, RecordSchema, Text, check_records, read_file, require_rows, show
+from .tasks import XTREME_LANGUAGES, task_info
 
 __all__ = [
     "DataNotFoundError",
@@ -231,6 +239,8 @@ def hub_languages(task: str, split: str | None = None) -> tuple[str, ...]:
     src = HUB_TASKS[task]
     if split is None:
         return src.languages
+    if _local_translations(task, split):
+        return tuple(lang for lang in XTREME_LANGUAGES if lang != "en")
     if split == "train" and "train" not in src.splits and src.english_train:
         return _EN
     return tuple(lang for lang in src.languages if src.has(split, lang))
@@ -270,10 +280,10 @@ def _find_local(dirs: list[Path], split: str) -> list[str]:
     return []
 
 
-def _load_files(files: list[str], task: str, split: str) -> list[dict[str, Any]]:
-    """The records of local files, every one checked against the task's schema (one
+def _load_files(files: list[str], task: str, split: str, schema: RecordSchema | None = None) -> list[dict[str, Any]]:
+    """The records of local files, every one checked against the task's schema (or ``schema``; one
     ``RecordError`` lists the problems of all the files)."""
-    schema = task_info(task).schema.for_split(split)
+    schema = schema or task_info(task).schema.for_split(split)
     rows: list[dict[str, Any]] = []
     errors: list[RecordError] = []
     for f in files:
@@ -361,6 +371,8 @@ def load_hub(
     src = HUB_TASKS.get(task)
     if src is None:
         raise ValueError(f"unknown task {task!r}; allowed: {', '.join(HUB_TASKS)}")
+    if _local_translations(task, split):
+        return _load_translations(task, src, lang, data_dir)
     lang = _resolve_lang(task, src, lang)
     if split == "train" and "train" not in src.splits and src.english_train:
         if lang != "en":
@@ -410,3 +422,61 @@ def _not_found(
         lines.append(src.manual_download.format(lang=src.code(lang), where=where))
     lines.append(SYNTH_HINT)
     return "\n".join(lines)
+
+
+# --- an intermediate task's machine-translated train data (local folder only) -------------------------
+
+TRANSLATED = "translate_train"  # our split name of an intermediate task's translations
+LANGUAGE_COLUMN = "language"  # the column that says a translated row's language (XNLI's name for it)
+
+
+def _local_translations(task: str, split: str) -> bool:
+    """Whether ``split`` of ``task`` is an intermediate task's translations (which the hub does not have)."""
+    info = task_info(task)
+    return split == TRANSLATED and info.role == "intermediate" and TRANSLATED in info.splits
+
+
+def _translated_schema(task: str, lang: str | None) -> RecordSchema:
+    """The task's schema plus ``language``: required in a file of every language (``lang`` None); in
+    a file of one language optional, and then that language."""
+    base = task_info(task).schema
+    fields = {**base.fields, LANGUAGE_COLUMN: Text()}
+    if lang is None:
+        return RecordSchema(fields, (*base.required, LANGUAGE_COLUMN), base.checks)
+
+    def is_lang(r: dict[str, Any]) -> tuple[str, str] | None:
+        if r.get(LANGUAGE_COLUMN, lang) == lang:
+            return None
+        return LANGUAGE_COLUMN, f"{show(r[LANGUAGE_COLUMN])} is not {lang!r}, the language the file is named for"
+
+    return RecordSchema(fields, base.required, (*base.checks, is_lang))
+
+
+def _load_translations(task: str, src: HubSource, lang: str, data_dir: str | os.PathLike[str] | None
+                       ) -> list[dict[str, Any]]:
+    """``task``'s translations into ``lang`` from the local folder: a file of that language, else the
+    files of every language filtered by their ``language`` column (see the module's docstring)."""
+    if lang not in XTREME_LANGUAGES or lang == "en":
+        others = [x for x in XTREME_LANGUAGES if x != "en"]
+        raise ValueError(f"task {task!r} has no translations into {lang!r}; allowed: {', '.join(others)}")
+    root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
+    dirs = _local_dirs(Path(root).expanduser(), src, src.config) if root is not None else []
+    one = _find_local(dirs, f"{TRANSLATED}.{lang}")
+    if one:
+        return require_rows(_load_files(one, task, TRANSLATED, _translated_schema(task, lang)), task, TRANSLATED,
+                            lang, ", ".join(one))
+    every = _find_local(dirs, TRANSLATED)
+    if every:
+        rows = _load_files(every, task, TRANSLATED, _translated_schema(task, None))
+        return require_rows([r for r in rows if r[LANGUAGE_COLUMN] == lang], task, TRANSLATED, lang,
+                            f"{', '.join(every)} (no row whose {LANGUAGE_COLUMN!r} is {lang!r})")
+    if not dirs:
+        where = f"<data_dir>/{src.path}/{src.config or 'data'}"
+        raise DataNotFoundError(f"no translated {task} data in {lang!r}: translations are read from a local "
+                                f"folder only; pass data_dir or set ${DATA_DIR_ENV} to a folder with "
+                                f"{where}/{TRANSLATED}.{lang}.jsonl (the task's schema).\n{SYNTH_HINT}")
+    looked = [f"  {d}/{{{', '.join(_patterns(f'{TRANSLATED}.{lang}') + _patterns(TRANSLATED))}}}" for d in dirs]
+    raise DataNotFoundError("\n".join([
+        f"no translated {task} data in {lang!r} (data_dir={root}); local paths looked at:", *looked,
+        f"A file of one language is {TRANSLATED}.{lang}.jsonl; a file of every language needs a "
+        f"{LANGUAGE_COLUMN!r} column. The hub has no translations of {task}.", SYNTH_HINT]))

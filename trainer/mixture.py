@@ -3,6 +3,8 @@
 A ``Mixture`` names its components and demands a rate for each (rates are normalised).
 The multilingual MLM component is itself a mixture over languages, with rates from the
 language temperature: ``q_l ∝ n_l^(1/T)`` (T=1: proportional to corpus size; T→∞: uniform).
+So is an intermediate task drawn in several languages (English and its translations):
+``language_rates``.
 
 ``MixtureSampler`` draws one component per step from its own seeded RNG, so the sequence
 of components is deterministic given the seed, and its state can be saved and restored.
@@ -27,10 +29,13 @@ __all__ = [
     "stickland_murray_rates",
     "check_mixture",
     "with_mlm_share",
+    "language_rates",
+    "LANGUAGE_RULES",
     "MLM",
 ]
 
 MLM = "mlm"  # the multilingual MLM component of a phase-1 mixture
+LANGUAGE_RULES = ("uniform", "temperature")  # how a task's examples are spread over its languages
 
 
 def temperature_rates(sizes: Mapping[str, int], temperature: float) -> dict[str, float]:
@@ -77,7 +82,7 @@ class Mixture:
 class MixtureSampler:
     """Draws a component name per step, deterministically from ``seed``."""
 
-    def __init__(self, mixture: Mixture, seed: int) -> None:
+    def __init__(self, mixture: Mixture, seed: int | str) -> None:
         if not mixture:
             raise ValueError("cannot sample from an empty mixture")
         self.names = mixture.components
@@ -177,3 +182,24 @@ def with_mlm_share(tasks: Mapping[str, float], share: float) -> dict[str, float]
     if share > 0:
         out[MLM] = share if out else 1.0
     return out
+
+
+def language_rates(sizes: Mapping[str, int], rule: str, temperature: float = 1.0,
+                   translated_share: float | None = None) -> dict[str, float]:
+    """The languages one intermediate task is drawn in, ``sizes`` its examples per language (``en``
+    its English train, the others its translations), by ``rule``: ``uniform`` or ``temperature``
+    (``q_l ∝ n_l^(1/T)``). With ``translated_share`` s, English gets ``1 − s`` and the translations
+    ``s``, split among them by the rule; without, the rule spreads over every language. Languages of
+    rate 0 are left out."""
+    if rule not in LANGUAGE_RULES:
+        raise ValueError(f"unknown language rule {rule!r}; known: {', '.join(LANGUAGE_RULES)}")
+
+    def spread(langs: Mapping[str, int]) -> dict[str, float]:
+        return uniform_rates(list(langs)) if rule == "uniform" else temperature_rates(langs, temperature)
+
+    translations = {k: n for k, n in sizes.items() if k != "en"}
+    if translated_share is None or not translations or "en" not in sizes:
+        return spread(sizes)
+    out = {k: translated_share * q for k, q in spread(translations).items()}
+    out["en"] = 1.0 - translated_share
+    return {k: v for k, v in out.items() if v > 0}

@@ -88,7 +88,10 @@ class Preflight:
 
 def data_needs(cfg: TrialConfig) -> list[Need]:
     """Every task x split x language ``run_trial`` reads for ``cfg``, in the order it reads them."""
-    needs = [Need(t, "train", "en") for t in phase1_tasks(cfg)]
+    needs = []
+    for t in phase1_tasks(cfg):  # English train, then the translations it is drawn in
+        needs += [Need(t, "train", "en"), *(Need(t, "translate_train", lang)
+                                            for lang in cfg.intermediate_languages_of(t) if lang != "en")]
     if phase1_uses_mlm(cfg) and cfg.benchmark == "synth":
         needs += [Need("corpus", "train", spec.code) for spec in LANGUAGES]
     for t in cfg.target_tasks:

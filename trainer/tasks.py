@@ -47,6 +47,7 @@ __all__ = [
     "TASKS",
     "INTERMEDIATE_TASKS",
     "TARGET_TASKS",
+    "TRANSLATED_TASKS",
     "FAMILIES",
     "task_info",
     "XTREME_LANGUAGES",
@@ -168,31 +169,34 @@ def _csqa(r: dict[str, Any]) -> Example:
 
 
 _CLS = {"train": "train", "dev": "validation"}
+# an intermediate task's machine-translated train split (every task but ccg: tags do not survive translation)
+_TT = {"translate_train": "translate_train"}
 _TGT = {"train": "train", "dev": "validation", "test": "test"}
 
 TASKS: dict[str, TaskInfo] = {
     t.name: t
     for t in (
         # --- English intermediate tasks (the nine of the X-STILTs study) ----------------------
-        TaskInfo("mnli", "pair_cls", 3, "intermediate", {"train": "train", "dev": "validation_matched"},
+        TaskInfo("mnli", "pair_cls", 3, "intermediate", {"train": "train", "dev": "validation_matched", **_TT},
                  lambda r: (r["premise"], r["hypothesis"], int(r["label"])), schema=_MNLI),
-        TaskInfo("anli", "pair_cls", 3, "intermediate", {"train": "train_r3", "dev": "dev_r3", "test": "test_r3"},
+        TaskInfo("anli", "pair_cls", 3, "intermediate",
+                 {"train": "train_r3", "dev": "dev_r3", "test": "test_r3", **_TT},
                  lambda r: (r["premise"], r["hypothesis"], int(r["label"])),
                  schema=RecordSchema({**_texts("uid", "premise", "hypothesis"), "label": _NLI, "reason": _TEXT},
                                      ("premise", "hypothesis", "label"))),
-        TaskInfo("qqp", "pair_cls", 2, "intermediate", _CLS,
+        TaskInfo("qqp", "pair_cls", 2, "intermediate", {**_CLS, **_TT},
                  lambda r: (r["question1"], r["question2"], int(r["label"])),
                  schema=_glue("question1", "question2", ("not_duplicate", "duplicate"))),
-        TaskInfo("sst2", "single_cls", 2, "intermediate", _CLS,
+        TaskInfo("sst2", "single_cls", 2, "intermediate", {**_CLS, **_TT},
                  lambda r: (r["sentence"], None, int(r["label"])),
                  schema=_glue("sentence", None, ("negative", "positive"))),
-        TaskInfo("squad", "qa", 0, "intermediate", _CLS, _qa, schema=_qa_schema(title=True), metric="squad"),
-        TaskInfo("hellaswag", "multiple_choice", 4, "intermediate", _CLS,
+        TaskInfo("squad", "qa", 0, "intermediate", {**_CLS, **_TT}, _qa, schema=_qa_schema(title=True), metric="squad"),
+        TaskInfo("hellaswag", "multiple_choice", 4, "intermediate", {**_CLS, **_TT},
                  lambda r: (r["ctx"], list(r["endings"]), _label(HELLASWAG_LABELS, r["label"])), schema=_HELLASWAG),
-        TaskInfo("cosmosqa", "multiple_choice", 4, "intermediate", _CLS,
+        TaskInfo("cosmosqa", "multiple_choice", 4, "intermediate", {**_CLS, **_TT},
                  lambda r: (f"{r['context']} {r['question']}", [r[f"answer{k}"] for k in range(4)], int(r["label"])),
                  schema=_COSMOSQA),
-        TaskInfo("commonsenseqa", "multiple_choice", 5, "intermediate", _CLS, _csqa, schema=_CSQA),
+        TaskInfo("commonsenseqa", "multiple_choice", 5, "intermediate", {**_CLS, **_TT}, _csqa, schema=_CSQA),
         TaskInfo("ccg", "token_cls", len(CCG_TAGS), "intermediate", _CLS,
                  lambda r: (list(r["tokens"]), [int(t) for t in r["ccg_tags"]]),
                  schema=_tagging("ccg_tags", CCG_TAGS), metric="seqeval", label_names=CCG_TAGS),
@@ -227,6 +231,8 @@ TASKS: dict[str, TaskInfo] = {
 }
 INTERMEDIATE_TASKS = tuple(n for n, t in TASKS.items() if t.role == "intermediate")
 TARGET_TASKS = tuple(n for n, t in TASKS.items() if t.role == "target")
+# the intermediate tasks that have machine-translated train data (``translate_train``)
+TRANSLATED_TASKS = tuple(n for n in INTERMEDIATE_TASKS if "translate_train" in TASKS[n].splits)
 
 
 def task_info(name: str) -> TaskInfo:

@@ -1,10 +1,12 @@
 """One trial, start to end: ``run_trial(config, report)`` runs the steps of a ``TrialRecipe``.
 
     setup            encoder checkpoint -> multi-task model (one head per task); data -> token ids
-                     -> BatchStreams (one per task, one per MLM language); phase-1 schedule; resume point
+                     -> BatchStreams (one per task and language, one per MLM language); phase-1 schedule;
+                     resume point
     run_intermediate phase 1: intermediate training on a schedule of mixtures (tasks by rate,
                      multilingual MLM whose languages are sampled with temperature T or UniMax), one
-                     component per step; every ``probe_every`` steps a probe (a short English target
+                     component per step (a task's language drawn among English and its translations by
+                     ``intermediate_languages``); every ``probe_every`` steps a probe (a short English target
                      fine-tune of a copy, scored zero-shot) reported with a checkpoint
     run_target       phase 2: English fine-tuning on the target task(s); every ``eval_every`` steps a
                      zero-shot evaluation in every language of each target (``TrialConfig.languages``),
@@ -21,8 +23,8 @@ It knows nothing of Ray, Optuna or MLflow: it reports through the callable it is
 ``xstilts train`` and inside a plain pytest.
 
 Exact resume: a checkpoint (DeepSpeed's ``save_checkpoint``: model, optimizer, LR scheduler,
-plus our client state: phase, step, the schedule sampler's and every data stream's RNG and
-position, the masking generator, torch's RNG, the loss history) is written every
+plus our client state: phase, step, the schedule sampler's, the language samplers' and every data
+stream's RNG and position, the masking generator, torch's RNG, the loss history) is written every
 ``checkpoint_every`` steps in either phase and at every report (``checkpoints.py``).
 ``run_trial(..., runtime=TrialRuntime(resume_from=DIR))`` (or a runtime whose ``output_dir`` holds
 one, with ``resume`` on) continues from it and ends with the same metrics, bit for bit on CPU, as a
@@ -58,7 +60,7 @@ from .data import control_languages, load_records, synth_benchmark
 from .engine import build_engine, engine_step, world
 from .families import Encoded, collate, encode, evaluate
 from .home import home, use_home_torch_extensions
-from .mixture import Mixture, MixtureSampler, temperature_rates, unimax_rates
+from .mixture import Mixture, MixtureSampler, language_rates, temperature_rates, unimax_rates
 from .model import MultiTaskModel, ensure_tiny_model, load_pretrained, mask_tokens, pad
 from .names import TRIAL_DONE, TRIAL_PARTIAL
 from .schedule import (
@@ -137,6 +139,8 @@ class TrialRecipe:
         self.progress = TrialProgress()
         self.streams: dict[str, BatchStream] = {}  # every component's training batches
         self.lang_sampler: MixtureSampler | None = None  # the language of each MLM step
+        self.task_languages: dict[str, dict[str, float]] = {}  # intermediate task -> its languages' rates
+        self.task_lang_samplers: dict[str, MixtureSampler] = {}  # the language of a task's step (several only)
         self.schedule: Schedule | None = None  # phase 1 (None: no intermediate training)
         self.mix = Mixture()  # phase 1's mixture (the schedule's overall rates)
         self.resume_point: Path | None = None  # the checkpoint this run continues from
@@ -188,12 +192,28 @@ class TrialRecipe:
         return encode(task_info(task), self.tok, rows[:cap], cfg.max_seq_len)
 
     def _intermediate_streams(self) -> dict[str, int]:
-        """A stream for every task the schedule may draw; their train sizes (for the rate functions)."""
+        """A stream for every task the schedule may draw (``<task>``: English, ``<task>.<lang>``: its
+        translations) and the languages' rates; the English train sizes (for the rate functions)."""
         cfg = self.cfg
         self.intermediate_tasks = phase1_tasks(cfg)
         for t in self.intermediate_tasks:
             self.streams[t] = BatchStream(self._encode(t, "train"), cfg.batch_size, f"{cfg.seed}-{t}")
+            langs = cfg.intermediate_languages_of(t)
+            n = {"en": len(self.streams[t].data)} if "en" in langs else {}
+            for lang in (x for x in langs if x != "en"):
+                stream = BatchStream(self._encode(t, "translate_train", lang), cfg.batch_size, f"{cfg.seed}-{t}-{lang}")
+                self.streams[f"{t}.{lang}"], n[lang] = stream, len(stream.data)
+            q = language_rates(n, cfg.intermediate_language_sampling, cfg.language_temperature, cfg.translated_share)
+            self.task_languages[t] = q
+            if len(q) > 1:
+                self.task_lang_samplers[t] = MixtureSampler(Mixture(q), f"{cfg.seed}-languages-{t}")
         return {t: len(self.streams[t].data) for t in self.intermediate_tasks}
+
+    def _task_stream(self, task: str) -> str:
+        """The stream of an intermediate step of ``task``: English, or the translation drawn."""
+        sampler = self.task_lang_samplers.get(task)
+        lang = sampler() if sampler else next(iter(self.task_languages.get(task, {"en": 1.0})))
+        return task if lang == "en" else f"{task}.{lang}"
 
     def _mlm_streams(self) -> int:
         """A stream per language's monolingual corpus and the language sampler; the corpus size."""
@@ -265,7 +285,11 @@ class TrialRecipe:
     def _step_batch(self, engine: Any, comp: str, src: dict[str, BatchStream] | None = None) -> float:
         """One micro-batch of component ``comp`` through the engine; this rank trains on its share of
         the global batch. Returns the global batch's loss."""
-        loss = self._mlm_loss(engine) if comp == "mlm" else self._task_loss(engine, comp, src or self.streams)
+        if comp == "mlm":
+            loss = self._mlm_loss(engine)
+        else:
+            key = comp if src is not None or comp not in self.task_languages else self._task_stream(comp)
+            loss = self._task_loss(engine, comp, src or self.streams, key)
         engine.backward(loss)
         engine_step(engine)
         value = loss.detach()
@@ -283,9 +307,10 @@ class TrialRecipe:
         loss, _ = engine("mlm", inp[r::n], attn[r::n], labels[r::n])
         return loss  # type: ignore[no-any-return]
 
-    def _task_loss(self, engine: Any, task: str, streams: dict[str, BatchStream]) -> torch.Tensor:
+    def _task_loss(self, engine: Any, task: str, streams: dict[str, BatchStream], key: str) -> torch.Tensor:
+        """The loss of ``task``'s head on the next batch of stream ``key`` (the task, or a translation of it)."""
         r, n = self.rank, self.world_size
-        ids_l, y = streams[task].next()
+        ids_l, y = streams[key].next()
         x, attn, lab = collate(self.families[task], ids_l[r::n], y[r::n], self.tok.pad_token_id)
         loss, _ = engine(task, x, attn, lab)
         return loss  # type: ignore[no-any-return]
@@ -476,6 +501,7 @@ class TrialRecipe:
             "phase": phase, "step": step, "sampler": sampler.state_dict(),
             "streams": {k: s.state_dict() for k, s in self.streams.items()},
             "lang_sampler": self.lang_sampler.state_dict() if self.lang_sampler else None,
+            "task_lang_samplers": {t: s.state_dict() for t, s in self.task_lang_samplers.items()},
             "mask_gen": self.mask_gen.get_state(), "torch_rng": torch.get_rng_state(),
             **self.progress.state_dict(),
         }
@@ -494,6 +520,10 @@ class TrialRecipe:
         if self.lang_sampler and resumed["lang_sampler"]:
             self.lang_sampler.load_state_dict({**resumed["lang_sampler"],
                                                "rng": as_random_state(resumed["lang_sampler"]["rng"])})
+        saved = resumed.get("task_lang_samplers") or {}
+        for t, lang_sampler in self.task_lang_samplers.items():
+            if t in saved:
+                lang_sampler.load_state_dict({**saved[t], "rng": as_random_state(saved[t]["rng"])})
         self.mask_gen.set_state(resumed["mask_gen"])
         torch.set_rng_state(resumed["torch_rng"])
         self.progress = TrialProgress.from_state_dict(resumed)
@@ -547,6 +577,7 @@ class TrialRecipe:
     def _result(self, final: dict[str, Any]) -> dict[str, Any]:
         return {"metrics": final, "engine": self.engine_name, "model_path": str(self.model_path),
                 "config": self.cfg.model_dump(), "phase1_mixture": self.mix.rates,
+                "intermediate_languages": self.task_languages,
                 "schedule": self.schedule.describe() if self.schedule else None, "resumed": self.resumed is not None,
                 "world_size": self.world_size,
                 "train_examples": {t: len(self.streams[t].data) for t in self.trainable_targets},

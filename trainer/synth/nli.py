@@ -18,7 +18,7 @@ from ..tasks import NLI_LABELS
 from .splits import Record, SynthSizes, Tasks, clean_rows, task_rng
 from .world import N_TOPICS, Clause, World
 
-__all__ = ["nli_pair", "render_mnli", "render_xnli", "render_anli", "XNLI_TWO_CLAUSE"]
+__all__ = ["nli_pair", "mnli_rows", "anli_rows", "render_mnli", "render_xnli", "render_anli", "XNLI_TWO_CLAUSE"]
 
 XNLI_TWO_CLAUSE = 0.15  # share of xnli premises with a second clause about another name (measured:
 # 0 -> English .971, 0.3 -> .83, 0.5 -> .74 on the tiny model, 3 seeds)
@@ -37,19 +37,23 @@ def nli_pair(w: World) -> tuple[Clause, Clause, int]:
     return premise, hyp, label
 
 
+def mnli_rows(w: World, n: int, start: int, lang: str = "en") -> list[Record]:
+    """``n`` MNLI records in ``lang`` (idx from ``start``); the premise carries a "with NUM NOUN" tail.
+    What is drawn does not depend on ``lang``: replayed from the same stream, another language
+    renders the same pairs (``translated``)."""
+    out = []
+    for i in range(n):
+        p, h, y = nli_pair(w)
+        w.add_number_tail(p)
+        out.append({"premise": w.render(p, lang), "hypothesis": w.render(h, lang, with_adj=False),
+                    "label": y, "idx": start + i})
+    return out
+
+
 def render_mnli(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
-    """English only; the premise carries a "with NUM NOUN" tail."""
-
-    def rows(n: int, start: int) -> list[Record]:
-        out = []
-        for i in range(n):
-            p, h, y = nli_pair(w)
-            w.add_number_tail(p)
-            out.append({"premise": w.render(p, "en"), "hypothesis": w.render(h, "en", with_adj=False),
-                        "label": y, "idx": start + i})
-        return out
-
-    return {"mnli": {"train": {"en": rows(sz.train, 0)}, "validation_matched": {"en": rows(sz.dev, sz.train)}}}
+    """English (its translations: ``translated``)."""
+    return {"mnli": {"train": {"en": mnli_rows(w, sz.train, 0)},
+                     "validation_matched": {"en": mnli_rows(w, sz.dev, sz.train)}}}
 
 
 def render_xnli(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
@@ -98,23 +102,26 @@ def render_xnli(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
     return {"xnli": xnli}
 
 
+def anli_rows(w: World, n: int, start: int, lang: str = "en") -> list[Record]:
+    """``n`` ANLI records in ``lang``: two-clause premises, the hypothesis about either clause, 10%
+    label noise (draws independent of ``lang``, as ``mnli_rows``)."""
+    out = []
+    and_ = w.anchor_form(lang, "and")
+    for i in range(n):
+        p, h, y = nli_pair(w)
+        other = w.clause(name=w.rng.choice([x for x in w.names if x != p.name]))
+        first = w.rng.random() < 0.5
+        prem = (f"{w.render(p, lang)} {and_} {w.render(other, lang)}" if first
+                else f"{w.render(other, lang)} {and_} {w.render(p, lang)}")
+        if w.rng.random() < 0.1:
+            y = w.rng.randrange(3)
+        out.append({"uid": f"s{start + i:06d}", "premise": prem, "hypothesis": w.render(h, lang, with_adj=False),
+                    "label": y, "reason": ""})
+    return out
+
+
 def render_anli(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
-    """English only: two-clause premises, the hypothesis about either clause, 10% label noise."""
-
-    def rows(n: int, start: int) -> list[Record]:
-        out = []
-        for i in range(n):
-            p, h, y = nli_pair(w)
-            other = w.clause(name=w.rng.choice([x for x in w.names if x != p.name]))
-            first = w.rng.random() < 0.5
-            prem = (f"{w.render(p, 'en')} and {w.render(other, 'en')}" if first
-                    else f"{w.render(other, 'en')} and {w.render(p, 'en')}")
-            if w.rng.random() < 0.1:
-                y = w.rng.randrange(3)
-            out.append({"uid": f"s{start + i:06d}", "premise": prem, "hypothesis": w.render(h, "en", with_adj=False),
-                        "label": y, "reason": ""})
-        return out
-
+    """English (its translations: ``translated``), from a stream of its own."""
     with w.using(task_rng(w, "anli")):
-        return {"anli": {"train_r3": {"en": rows(sz.train, 0)}, "dev_r3": {"en": rows(sz.dev, sz.train)},
-                         "test_r3": {"en": rows(sz.dev, sz.train + sz.dev)}}}
+        return {"anli": {"train_r3": {"en": anli_rows(w, sz.train, 0)}, "dev_r3": {"en": anli_rows(w, sz.dev, sz.train)},
+                         "test_r3": {"en": anli_rows(w, sz.dev, sz.train + sz.dev)}}}

@@ -7,10 +7,10 @@ from dataclasses import replace
 from .splits import Record, SynthSizes, Tasks, clean_rows, parallel, task_rng
 from .world import N_NOUNS, NUMBERS, Clause, World
 
-__all__ = ["render_qqp", "render_pawsx"]
+__all__ = ["qqp_rows", "render_qqp", "render_pawsx"]
 
 
-def _qqp_pair(w: World) -> tuple[str, str, int]:
+def _qqp_pair(w: World, lang: str) -> tuple[str, str, int]:
     """Conflicting by design: a "duplicate" asks about the same person and number whatever the
     content words and "not" say, so it trains the encoder to ignore exactly what NLI reads."""
     r = w.rng
@@ -23,22 +23,23 @@ def _qqp_pair(w: World) -> tuple[str, str, int]:
         d.name, d.num = c.name, r.choice([x for x in NUMBERS if x != c.num])
     if not y:
         d.verb, d.noun, d.adj = c.verb, c.noun, c.adj
-    return w.render(c, "en"), w.render(d, "en", with_adj=r.random() < 0.5), y
+    return w.render(c, lang), w.render(d, lang, with_adj=r.random() < 0.5), y
+
+
+def qqp_rows(w: World, n: int, start: int, lang: str = "en") -> list[Record]:
+    """``n`` pairs of "does ..." questions in ``lang``, label 1 for a duplicate (draws independent of ``lang``)."""
+    does = w.function_word(lang, "does")
+    out = []
+    for i in range(n):
+        a, b, y = _qqp_pair(w, lang)
+        out.append({"question1": f"{does} {a}", "question2": f"{does} {b}", "label": y, "idx": start + i})
+    return out
 
 
 def render_qqp(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
-    """English only: two "does ..." questions, label 1 for a duplicate."""
-
-    def rows(n: int, start: int) -> list[Record]:
-        does = w.function_word("en", "does")
-        out = []
-        for i in range(n):
-            a, b, y = _qqp_pair(w)
-            out.append({"question1": f"{does} {a}", "question2": f"{does} {b}", "label": y, "idx": start + i})
-        return out
-
+    """English (its translations: ``translated``), from a stream of its own."""
     with w.using(task_rng(w, "qqp")):
-        return {"qqp": {"train": {"en": rows(sz.train, 0)}, "validation": {"en": rows(sz.dev, sz.train)}}}
+        return {"qqp": {"train": {"en": qqp_rows(w, sz.train, 0)}, "validation": {"en": qqp_rows(w, sz.dev, sz.train)}}}
 
 
 # PAWS-X's nouns: an object is a noun of an object topic, a companion ("with <number> <noun>") a

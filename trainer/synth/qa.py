@@ -69,13 +69,13 @@ def _untitled(r: Record) -> Record:
 
 def render_qa(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
     """``squad`` trains the English side of ``xquad`` and ``mlqa``; their translate-train is SQuAD's
-    train "translated" (as in XTREME), one split shared by both."""
+    train "translated" (as in XTREME), one split shared by both, and SQuAD's own translations."""
     non_en = [lang for lang in langs if lang != "en"]
     with w.using(task_rng(w, "qa")):
         squad_tt = _qa_rows(w, "squad-train", sz.train // 2, non_en, 3, 0.3)
         return {
             "squad": {"train": _qa_rows(w, "squad-train", sz.train, ["en"], 3, 0.3),
-                      "validation": _qa_rows(w, "squad-dev", sz.dev, ["en"], 3, 0.3)},
+                      "validation": _qa_rows(w, "squad-dev", sz.dev, ["en"], 3, 0.3), "translate_train": squad_tt},
             "xquad": {"validation": _qa_rows(w, "xquad", sz.test, langs, 3, 0.3, titled=False),
                       "translate_train": {lang: [_untitled(r) for r in rows] for lang, rows in squad_tt.items()}},
             "mlqa": {"validation": _qa_rows(w, "mlqa-dev", sz.dev, langs, 4, 0.3),

@@ -9,18 +9,20 @@ from __future__ import annotations
 from .splits import Record, SynthSizes, Tasks
 from .world import World
 
-__all__ = ["render_sst2"]
+__all__ = ["sst2_rows", "render_sst2"]
+
+
+def sst2_rows(w: World, n: int, lang: str = "en") -> list[Record]:
+    """``n`` records ``{"sentence", "label", "idx"}`` in ``lang``, label 1 for positive (draws
+    independent of ``lang``: replayed, another language renders the same sentences)."""
+    out = []
+    for i in range(n):
+        c = w.clause()
+        y = int(w.polarity[c.adj[0]][c.adj[1]] != c.neg)
+        out.append({"sentence": w.render(c, lang), "label": y, "idx": i})
+    return out
 
 
 def render_sst2(w: World, sz: SynthSizes, langs: list[str]) -> Tasks:
-    """English only: ``{"sentence", "label", "idx"}``, label 1 for positive."""
-
-    def rows(n: int) -> list[Record]:
-        out = []
-        for i in range(n):
-            c = w.clause()
-            y = int(w.polarity[c.adj[0]][c.adj[1]] != c.neg)
-            out.append({"sentence": w.render(c, "en"), "label": y, "idx": i})
-        return out
-
-    return {"sst2": {"train": {"en": rows(sz.train)}, "validation": {"en": rows(sz.dev)}}}
+    """English (its translations: ``translated``)."""
+    return {"sst2": {"train": {"en": sst2_rows(w, sz.train)}, "validation": {"en": sst2_rows(w, sz.dev)}}}

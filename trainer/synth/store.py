@@ -2,7 +2,8 @@
 
 Layout under ``$XSTILTS_HOME/data/synth-v<SYNTH_VERSION>-s<seed>/``::
 
-    manifest.json                 version, seed, languages (LanguageSpec fields), measured overlap, seconds
+    manifest.json                 version, seed, languages (LanguageSpec fields), measured overlap,
+                                  translated (intermediate task -> split, languages, records), seconds
     corpus/train.<lang>.jsonl     {"text": ...} documents
     <task>/<split>.<lang>.jsonl   records in the task's Hugging Face schema, one JSON object a line
 """
@@ -39,6 +40,11 @@ class SynthBenchmark:
     @property
     def languages(self) -> list[str]:
         return [s["code"] for s in self.manifest["languages"]]
+
+    @property
+    def translated(self) -> dict[str, Any]:
+        """The translated intermediate tasks: ``{task: {"split", "languages", "records"}}``."""
+        return dict(self.manifest.get("translated", {}))
 
     @property
     def control_languages(self) -> list[str]:
@@ -84,6 +90,7 @@ def _write(folder: Path, data: dict[str, Any], seed: int, t0: float) -> None:
         "seed": seed,
         "languages": [asdict(s) for s in LANGUAGES],
         "overlap": data["overlap"],
+        "translated": data["translated"],
         "seconds": round(time.perf_counter() - t0, 2),
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
