@@ -59,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", help="TrialConfig YAML")
     t.add_argument("--output-dir", help="where results.json goes (overrides the config)")
 
-    c = sub.add_parser("check", help="check a space or a trial config before training: every data file a trial "
+    c = sub.add_parser("check", help="check a space, a study or a trial config before training: every data file a trial "
                                      "can need, the model, the tracking store, the home folder, DeepSpeed's op")
-    c.add_argument("file", help="a space YAML or a trial config YAML")
+    c.add_argument("file", help="a space, study or trial config YAML")
     c.add_argument("--tracking-uri", help="MLflow tracking URI a search would use (default "
                                           "sqlite:///$XSTILTS_HOME/mlflow.db)")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -204,12 +204,13 @@ def _check(args: argparse.Namespace) -> int:
 
     from xstilts.search.preflight import check_file
     from xstilts.spaces import SpaceError
+    from xstilts.spaces.study import StudyError
     from xstilts.trainer.config import ConfigError
     from xstilts.trainer.home import home
 
     try:
         result = check_file(args.file, home(), tracking_uri=args.tracking_uri, overrides=_parse_sets(args.set))
-    except (SpaceError, ConfigError) as e:
+    except (SpaceError, StudyError, ConfigError) as e:
         print(f"xstilts: {e}", file=sys.stderr)
         return 2
     except ValidationError as e:  # --set on a space

@@ -1,7 +1,9 @@
-"""``xstilts check SPACE_OR_CONFIG``, and the same checks at the start of ``search`` and ``train``.
+"""``xstilts check SPACE_STUDY_OR_CONFIG``, and the same checks at the start of ``search``, ``study``
+and ``train``.
 
     space YAML ──load_space──► SearchSpec ──reachable_configs──► TrialConfig ...  (every branch)
     trial config YAML ──load_trial_config──► TrialConfig
+    study YAML ──load_study──► StudySpec ──arm_configs──► TrialConfig ...  (every arm)
          ... ──trainer.preflight.preflight_trials──► home, data, model, DeepSpeed's op
     + the tracking store answers (a search's, ``dashboards.store_check``)
 
@@ -34,7 +36,8 @@ from xstilts.trainer.config import TrialConfig, load_trial_config, read_yaml_map
 from xstilts.trainer.home import default_tracking_uri, home
 from xstilts.trainer.preflight import Preflight, preflight_trials
 
-__all__ = ["reachable_configs", "preflight_search", "check_file", "is_space", "MAX_BRANCHES"]
+__all__ = ["reachable_configs", "preflight_search", "preflight_configs", "check_file", "is_space", "is_study",
+           "MAX_BRANCHES"]
 
 MAX_BRANCHES = 256  # combinations of categorical choices enumerated (a larger space: the first ones)
 # at their highest: MLM and the translations are drawn if they can be
@@ -71,14 +74,22 @@ def preflight_search(spec: SearchSpec, overrides: dict[str, Any], tracking_uri: 
                      log: Log = _stderr) -> Preflight:
     """A search's checks: the tracking store answers, then every trainer-side check for every
     configuration the space can reach."""
+    cfgs = reachable_configs(spec, overrides)
+    return preflight_configs(cfgs, f"space {spec.name}: {len(cfgs)} distinct trial configuration(s) cover its "
+                             "branches", tracking_uri, root, log)
+
+
+def preflight_configs(cfgs: list[TrialConfig], what: str, tracking_uri: str, root: Path,
+                      log: Log = _stderr) -> Preflight:
+    """The tracking store answers, then every trainer-side check for each of ``cfgs`` (``what``
+    says what they cover)."""
     out = Preflight()
     problem = tracking_store_problem(tracking_uri)
     if problem:
         out.problems.append(problem)
     else:
         out.checked.append(f"tracking store {tracking_uri}: usable")
-    cfgs = reachable_configs(spec, overrides)
-    out.checked.append(f"space {spec.name}: {len(cfgs)} distinct trial configuration(s) cover its branches")
+    out.checked.append(what)
     trials = preflight_trials(cfgs, root, log, refused=not out.ok)
     out.merge(trials).seconds = trials.seconds
     return out
@@ -89,10 +100,25 @@ def is_space(path: str | Path) -> bool:
     return bool(_SPACE_KEYS & set(read_yaml_mapping(Path(path), "space or trial config")))
 
 
+def is_study(path: str | Path) -> bool:
+    """Whether a YAML file is a study (its top level has ``arms``)."""
+    return "arms" in read_yaml_mapping(Path(path), "space, study or trial config")
+
+
 def check_file(path: str | Path, root: Path, *, tracking_uri: str | None = None,
                overrides: dict[str, Any] | None = None, log: Log = _stderr) -> Preflight:
-    """What ``xstilts check`` runs on a space or a trial config file. Raises ``SpaceError`` or
-    ``ConfigError`` for a file that does not load (those name the file and the key)."""
+    """What ``xstilts check`` runs on a space, a study or a trial config file. Raises ``SpaceError``,
+    ``StudyError`` or ``ConfigError`` for a file that does not load (those name the file and the
+    key). A study's ``from_search`` arms are looked up in the tracking store, as its start does."""
+    if is_study(path):
+        from xstilts.spaces.study import load_study
+
+        from .study import arm_configs
+
+        study = load_study(path)
+        uri = tracking_uri or default_tracking_uri(root)
+        configs, _ = arm_configs(study, dict(overrides or {}), uri)
+        return preflight_configs(list(configs.values()), f"study {study.name}: {len(configs)} arm(s)", uri, root, log)
     if is_space(path):
         spec = load_space(path)
         return preflight_search(spec, dict(overrides or {}), tracking_uri or default_tracking_uri(root), root, log)

@@ -55,7 +55,7 @@ from xstilts.trainer.names import TRIAL_DONE
 from .ray_session import connect_ray, ray_dashboard_url
 from .runner import _fit, trial_trainable
 
-__all__ = ["StudyOptions", "StudyOutcome", "StudyTrial", "StudyRun", "run_study", "STATE_FILE"]
+__all__ = ["StudyOptions", "StudyOutcome", "StudyTrial", "StudyRun", "run_study", "arm_configs", "STATE_FILE"]
 
 STATE_FILE = "xstilts_study.json"  # in the study run's Ray folder: what a resume needs
 
@@ -152,6 +152,14 @@ def run_study(spec: StudySpec | None, opts: StudyOptions) -> StudyOutcome:
     else:
         assert spec is not None
         run = _start(spec, opts, root, storage)
+    if not run.resumed:  # every error that can be found before a trial is found now
+        from .preflight import preflight_configs
+
+        pre = preflight_configs(list(run.configs.values()), f"study {run.spec.name}: {len(run.configs)} arm(s)",
+                                run.tracking_uri, root)
+        if not pre.ok:
+            raise StudyError(pre.text())
+        print(f"[xstilts] preflight: no problems ({pre.seconds:.1f}s; {'; '.join(pre.checked)})", flush=True)
     _prepare_assets(run)
     started_ray = connect_ray(opts.ray_address)
     try:
@@ -186,7 +194,7 @@ def _start(spec: StudySpec, opts: StudyOptions, root: Path, storage: Path) -> St
     where = spec.source or spec.name
     check_study(spec, where, opts.overrides)
     uri = opts.tracking_uri or default_tracking_uri(root)
-    configs, sources = _arm_configs(spec, opts.overrides, uri)
+    configs, sources = arm_configs(spec, opts.overrides, uri)
     problem = evaluation_mismatch(configs)
     if problem:
         raise StudyError(f"{where}: invalid configuration\n  {problem}")
@@ -198,7 +206,7 @@ def _start(spec: StudySpec, opts: StudyOptions, root: Path, storage: Path) -> St
     return StudyRun(spec, configs, sources, dict(opts.overrides), run_name, experiment, uri, root, run_dir)
 
 
-def _arm_configs(spec: StudySpec, overrides: dict[str, Any], uri: str
+def arm_configs(spec: StudySpec, overrides: dict[str, Any], uri: str
                  ) -> tuple[dict[str, TrialConfig], dict[str, dict[str, str]]]:
     """Every arm's trial config (first seed); a from_search arm's trial found in the tracking store."""
     from pydantic import ValidationError
