@@ -144,7 +144,7 @@ def read_docs(path: Path, max_docs: int) -> Iterator[str]:
                 try:  # not final: a line cut at LINE_BYTES may end inside a character
                     text = decoder.decode(raw, final=False).strip()
                 except UnicodeDecodeError as e:
-                    raise CorpusError(f"{path}: line {i} is not UTF-8 ({e.reason} at byte {e.start})") from None
+                    raise CorpusError(f"{path}: line {i} is not UTF-8 (byte {e.start + 1}: {e.reason})") from None
                 decoder.reset()
                 if text:
                     yield text

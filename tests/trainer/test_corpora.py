@@ -39,8 +39,8 @@ def test_documents_are_the_non_blank_lines_up_to_the_cap(tmp_path: Path) -> None
 
 def test_reading_stops_at_the_cap_and_never_sees_the_rest_of_the_file(tmp_path: Path) -> None:
     path = tmp_path / "de.txt"
-    path.write_bytes("eins\nzwei\n".encode() + b"\xff\xfe not utf-8\n" * 1000)
-    assert list(read_docs(path, 2)) == ["eins", "zwei"]  # the bad bytes after the cap are never read
+    path.write_bytes(b"eins\nzwei\n" + b"\xff\xfe not utf-8\n" * 1000)
+    assert list(read_docs(path, 2)) == ["eins", "zwei"]  # reading stops at the cap: the bad lines are never decoded
     with pytest.raises(CorpusError, match=f"{path}: line 3 is not UTF-8"):
         list(read_docs(path, 3))
 
