@@ -3,6 +3,7 @@
 Rows follow the Hugging Face schemas of the real datasets (google/xtreme XNLI, PAWS-X, udpos,
 XQuAD, tatoeba; nyu-mll/glue mnli; rajpurkar/squad), a few dozen per file: enough to train and
 score a trial on, small enough to write in milliseconds. Tests break one file at a time.
+``mlm/<lang>.txt``: monolingual text for multilingual MLM, one document a line (CC-100's layout).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_real_data", "write_rows", "REAL_FILES", "N_ROWS", "PAWSX_LANGUAGES"]
+__all__ = ["write_real_data", "write_rows", "write_corpora", "REAL_FILES", "N_ROWS", "PAWSX_LANGUAGES",
+           "MLM_LANGUAGES"]
 
 N_ROWS = 48
 PAWSX_LANGUAGES = ("de", "en", "es", "fr", "ja", "ko", "zh")
+MLM_LANGUAGES = ("en", "de")  # mlm/<lang>.txt
 _NLI = ("entailment", "neutral", "contradiction")
 _WORDS = {"en": ("the", "man", "sleeps", "house", "is", "red"), "de": ("der", "Mann", "schläft", "Haus", "ist", "rot"),
           "fr": ("le", "homme", "dort", "maison", "est", "rouge")}
@@ -77,8 +80,20 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def write_corpora(folder: Path, langs: tuple[str, ...] = MLM_LANGUAGES, n: int = N_ROWS) -> Path:
+    """``<folder>/<lang>.txt`` for each of ``langs``: ``n`` documents, one a line, a blank line
+    between every fourth (CC-100 separates its documents so); returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang in langs:
+        lines = [_sentence(lang, i, 3 + i % 5) + " ." + "\n" * (1 + (i % 4 == 3)) for i in range(n)]
+        (folder / f"{lang}.txt").write_text("".join(lines), encoding="utf-8")
+    return folder
+
+
 def write_real_data(root: Path, n: int = N_ROWS) -> Path:
-    """Write every file of ``REAL_FILES`` under ``root`` (``n`` rows per language); returns ``root``."""
+    """Write every file of ``REAL_FILES`` under ``root`` (``n`` rows per language) and the MLM
+    corpora under ``root/mlm``; returns ``root``."""
     for rel, (make, langs) in REAL_FILES.items():
         write_rows(root / rel, [make(lang, i) for lang in langs for i in range(n)])
+    write_corpora(root / "mlm", n=n)
     return root

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +33,7 @@ from pydantic import (
 
 from .codec import subset_members
 from .data import control_languages, task_languages
+from .synth import LANGUAGES
 from .tasks import TARGET_TASKS, TASKS, TRANSLATED_TASKS, task_info
 
 __all__ = [
@@ -130,6 +132,13 @@ class TrialConfig(BaseModel):
     # translate-train: the target phase also trains on these languages' machine-"translated"
     # train split (no longer zero-shot for them); empty is XTREME's zero-shot setting
     translate_train_languages: list[str] = Field(default_factory=list)
+    # multilingual MLM on a real benchmark reads <lang>.txt (or .txt.gz) here, one document per line
+    # (CC-100's layout; trainer/corpora.py); None: <data_dir>/mlm. Synth's MLM reads synth's own corpora
+    mlm_corpus_dir: str | None = None
+    # the MLM languages (ISO 639-1; each needs its corpus); None: synth's every language, on a real
+    # benchmark every language the target tasks are scored in (English too) that has a corpus file
+    mlm_languages: list[str] | None = None
+    mlm_max_docs: int = Field(100_000, ge=1)  # documents read per MLM language: the file's first ones (memory)
 
     # --- the searched dimensions
     intermediate: dict[str, float] = Field(default_factory=dict)  # task -> ratio (normalised)
@@ -300,6 +309,25 @@ class TrialConfig(BaseModel):
             if absent:
                 raise ValueError(f"{t} has no translate-train data in {absent} (it has: {', '.join(have_langs)})")
         return v
+
+    @field_validator("mlm_languages")
+    @classmethod
+    def _mlm_languages_named(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if v is None:
+            return v
+        bad = [lang for lang in v if not re.fullmatch(r"[a-z]{2,3}", lang)]
+        if bad:
+            raise ValueError(f"mlm_languages: {bad} are not language codes (ISO 639-1, lower case: en, de, sw)")
+        synth = [spec.code for spec in LANGUAGES]
+        allowed = tuple(synth) if info.data.get("benchmark") == "synth" else tuple(v)
+        _check_language_list(v, "mlm_languages", allowed)
+        return v
+
+    @model_validator(mode="after")
+    def _corpus_folder_is_for_real_data(self) -> TrialConfig:
+        if self.mlm_corpus_dir is not None and self.benchmark == "synth":
+            raise ValueError("mlm_corpus_dir: synth's MLM reads synth's own corpora; the folder is for real benchmarks")
+        return self
 
     @model_validator(mode="after")
     def _clean_split_exists(self) -> TrialConfig:

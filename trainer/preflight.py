@@ -2,6 +2,7 @@
 
     TrialConfig ... ──data_needs──► (task, split, language) ... ──check_data──► every record read, checked
                 ──check_model──► the encoder folder exists; its config and tokenizer load
+                ──check_data──► (real data, MLM in phase 1) the corpus folder, a non-empty UTF-8 file per MLM language
     home ──check_home──► writable        ensure_deepspeed_op ──► DeepSpeed's CPU op built (or built now)
 
 ``preflight_trials`` runs them all and returns a ``Preflight``: every problem found at once (each
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrialConfig
+from .corpora import CorpusError, corpus_plan, read_docs
 from .data import load_records, synth_benchmark
 from .engine import deepspeed_op_file, ensure_deepspeed_op
 from .home import HomeError, check_writable
@@ -93,7 +95,7 @@ def data_needs(cfg: TrialConfig) -> list[Need]:
         needs += [Need(t, "train", "en"), *(Need(t, "translate_train", lang)
                                             for lang in cfg.intermediate_languages_of(t) if lang != "en")]
     if phase1_uses_mlm(cfg) and cfg.benchmark == "synth":
-        needs += [Need("corpus", "train", spec.code) for spec in LANGUAGES]
+        needs += [Need("corpus", "train", lang) for lang in cfg.mlm_languages or [spec.code for spec in LANGUAGES]]
     for t in cfg.target_tasks:
         info = task_info(t)
         if info.family != "retrieval":
@@ -128,14 +130,13 @@ def _read(cfg: TrialConfig, need: Need, root: Path) -> int:
 def check_data(cfgs: Iterable[TrialConfig], root: Path) -> Preflight:
     """Read every record each config needs and check it against its task's schema. Synth not
     generated yet is a note (it is generated, then checked as it is read, before training)."""
-    out, seen = Preflight(), set()
+    out, seen = Preflight(), set[tuple[Any, ...]]()
     per_need: dict[str, list[Need]] = {}  # an error -> the needs it stops (one bad file serves several languages)
     sets = rows = 0
+    corpora: list[int] = []  # the documents read of each MLM corpus file that passed
     for cfg in cfgs:
         if phase1_uses_mlm(cfg) and cfg.benchmark != "synth":
-            out.problems.append(f"data: multilingual MLM in phase 1 (schedule {cfg.schedule!r}, multilingual_share "
-                                f"{cfg.multilingual_share}) needs monolingual corpora, which only benchmark "
-                                f"'synth' ships; with {cfg.benchmark!r} keep multilingual_share at 0")
+            corpora += _check_corpora(cfg, out, seen)
         if cfg.benchmark == "synth" and not (synth_folder(root, cfg.data_seed) / "manifest.json").exists():
             out.notes.append(f"synth (seed {cfg.data_seed}) is not generated yet: it will be generated into "
                              f"{synth_folder(root, cfg.data_seed)} before training, its records checked as read")
@@ -154,7 +155,34 @@ def check_data(cfgs: Iterable[TrialConfig], root: Path) -> Preflight:
     out.problems += [f"data {'; '.join(map(str, needs))}: {msg}" for msg, needs in per_need.items()]
     if sets:
         out.checked.append(f"data: {sets} task/split/language sets, {rows} records read and schema-checked")
+    if corpora:
+        out.checked.append(f"mlm corpora: {len(corpora)} file(s), {sum(corpora)} documents read as UTF-8 "
+                           "(up to mlm_max_docs each)")
     return out
+
+
+def _check_corpora(cfg: TrialConfig, out: Preflight, seen: set[tuple[Any, ...]]) -> list[int]:
+    """The MLM text of a real benchmark's ``cfg``: its folder, a file for every MLM language, each
+    read (as far as the trial reads it: ``mlm_max_docs`` documents) as non-empty UTF-8 text. Adds
+    problems (one line each) and notes to ``out``; returns the documents of each file that passed."""
+    plan = corpus_plan(cfg)
+    out.problems += [p for p in plan.problems() if p not in out.problems]
+    out.notes += [n for n in plan.notes() if n not in out.notes]
+    docs = []
+    for lang, path in plan.files.items():
+        if ("mlm", path, cfg.mlm_max_docs) in seen:
+            continue
+        seen.add(("mlm", path, cfg.mlm_max_docs))
+        try:
+            n = sum(1 for _ in read_docs(path, cfg.mlm_max_docs))
+        except CorpusError as e:
+            out.problems.append(f"mlm corpus {e} (MLM language {lang!r})")
+            continue
+        if n == 0:
+            out.problems.append(f"mlm corpus {path}: empty (no non-blank line) for MLM language {lang!r}")
+        else:
+            docs.append(n)
+    return docs
 
 
 def _load_model_files(name: str) -> None:

@@ -56,7 +56,8 @@ from .checkpoints import (
     save_checkpoint,
 )
 from .config import TrialConfig, TrialRuntime
-from .data import control_languages, load_records, synth_benchmark
+from .corpora import encode_docs, mlm_documents
+from .data import control_languages, load_records
 from .engine import build_engine, engine_step, world
 from .families import Encoded, collate, encode, evaluate
 from .home import home, use_home_torch_extensions
@@ -139,6 +140,8 @@ class TrialRecipe:
         self.progress = TrialProgress()
         self.streams: dict[str, BatchStream] = {}  # every component's training batches
         self.lang_sampler: MixtureSampler | None = None  # the language of each MLM step
+        self.mlm_docs: dict[str, int] = {}  # MLM language -> documents held (its size for the sampler)
+        self.mlm_rates: dict[str, float] = {}  # MLM language -> its share of the MLM steps
         self.task_languages: dict[str, dict[str, float]] = {}  # intermediate task -> its languages' rates
         self.task_lang_samplers: dict[str, MixtureSampler] = {}  # the language of a task's step (several only)
         self.schedule: Schedule | None = None  # phase 1 (None: no intermediate training)
@@ -216,24 +219,25 @@ class TrialRecipe:
         return task if lang == "en" else f"{task}.{lang}"
 
     def _mlm_streams(self) -> int:
-        """A stream per language's monolingual corpus and the language sampler; the corpus size."""
+        """A stream per MLM language (``corpora.mlm_documents``: synth's corpora or a real benchmark's
+        files) and the language sampler; the documents held. The sampler's n_l are the documents held,
+        min(the file's, mlm_max_docs) (a file's length is unknown without reading it whole): languages
+        above the cap count as equal, their rates uniform whatever T; raise it to keep more imbalance."""
         cfg = self.cfg
-        if cfg.benchmark != "synth":
-            raise ValueError("multilingual MLM needs monolingual corpora; only synth ships them so far")
-        bench = synth_benchmark(str(self.root), cfg.data_seed)
-        corpus = {lang: bench.corpus(lang) for lang in bench.languages}
-        for lang, docs in corpus.items():
-            ids = self.tok(docs, truncation=True, max_length=cfg.max_seq_len)["input_ids"]
+        for lang, docs in mlm_documents(cfg, self.root).items():
+            ids = encode_docs(self.tok, docs, cfg.max_seq_len)
             self.streams[f"mlm.{lang}"] = BatchStream(Encoded("mlm", ids, [0] * len(ids)), cfg.batch_size,
                                                       f"{cfg.seed}-mlm-{lang}")
-        n_docs = {lang: len(d) for lang, d in corpus.items()}
+            self.mlm_docs[lang] = len(ids)
         if cfg.language_sampling == "unimax":
-            q = unimax_rates(n_docs, cfg.intermediate_steps * cfg.batch_size * cfg.multilingual_share,
+            q = unimax_rates(self.mlm_docs, cfg.intermediate_steps * cfg.batch_size * cfg.multilingual_share,
                              cfg.unimax_epochs)
         else:
-            q = temperature_rates(n_docs, cfg.language_temperature)
+            q = temperature_rates(self.mlm_docs, cfg.language_temperature)
+        self.mlm_rates = q
         self.lang_sampler = MixtureSampler(Mixture(q), cfg.seed + 1)
-        return sum(n_docs.values())
+        self.log(f"[trial] MLM: {', '.join(f'{lang} {q[lang]:.3f} ({n} docs)' for lang, n in self.mlm_docs.items())}")
+        return sum(self.mlm_docs.values())
 
     def _build_model(self, mlm: Any) -> None:
         """The multi-task model: the encoder with one head per intermediate and target task."""
@@ -578,6 +582,8 @@ class TrialRecipe:
         return {"metrics": final, "engine": self.engine_name, "model_path": str(self.model_path),
                 "config": self.cfg.model_dump(), "phase1_mixture": self.mix.rates,
                 "intermediate_languages": self.task_languages,
+                "mlm_languages": self.mlm_rates,
+                "mlm_docs": self.mlm_docs,
                 "schedule": self.schedule.describe() if self.schedule else None, "resumed": self.resumed is not None,
                 "world_size": self.world_size,
                 "train_examples": {t: len(self.streams[t].data) for t in self.trainable_targets},

@@ -11,13 +11,15 @@ import pytest
 import yaml
 
 from tests.conftest import TEST_TINY, run_cli
-from tests.realdata import write_real_data
+from tests.realdata import N_ROWS, write_real_data
 from xstilts.search.cli import main
 from xstilts.search.preflight import reachable_configs
 from xstilts.spaces import load_space
+from xstilts.trainer.config import TinyModelSpec
 from xstilts.trainer.schedule import phase1_uses_mlm
 
 SPACES = Path(__file__).resolve().parents[2] / "spaces"
+STUDIES = SPACES.parent / "studies"
 UNREACHABLE = "http://127.0.0.1:9/"
 
 
@@ -133,6 +135,19 @@ def test_check_on_cached_assets_reads_everything_within_30_seconds(tiny_home: Pa
     # the whole command's CPU time, its start and imports included (about 5 s); its wall time is
     # about that on an idle machine, but not on a shared one, where a wall-clock bound would flake
     assert (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) < 30
+
+
+@pytest.mark.slow
+def test_the_xtreme_study_checks_on_local_data_with_mlm_corpora(tiny_home: Path, tmp_path: Path) -> None:
+    """Its interleaved and annealed arms' multilingual MLM reads <data_dir>/mlm/<lang>.txt."""
+    data = write_real_data(tmp_path / "data")  # with mlm/en.txt and mlm/de.txt
+    model = TinyModelSpec(**TEST_TINY).folder(tiny_home)  # a local XLM-R-shaped checkpoint folder
+    r = run_cli(["check", str(STUDIES / "xtreme.yaml"), "--set", f"data_dir={data}", "--set", f"model={model}",
+                 "--set", "target_tasks=[xnli,pawsx,udpos,xquad,tatoeba]", "--set", "eval_languages=[de]"],
+                tmp_path, timeout=900, env={"HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "checked: study xtreme: 4 arm(s)" in r.stdout and "no problems found" in r.stdout
+    assert f"checked: mlm corpora: 2 file(s), {2 * N_ROWS} documents read as UTF-8" in r.stdout
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.realdata import write_real_data, write_rows
+from tests.realdata import N_ROWS, write_real_data, write_rows
 from xstilts.trainer.config import TinyModelSpec, TrialConfig
 from xstilts.trainer.engine import DEEPSPEED_CPU_OP, deepspeed_op_file, ensure_deepspeed_op
 from xstilts.trainer.preflight import (
@@ -133,9 +133,32 @@ def test_synth_not_generated_yet_is_a_note_and_nothing_is_generated(tmp_path: Pa
     assert not (tmp_path / "data").exists()
 
 
-def test_multilingual_mlm_on_real_data_is_a_problem(data: Path, tmp_path: Path) -> None:
-    out = check_data([real(data, schedule="interleaved", multilingual_share=0.3)], tmp_path)
-    assert any("multilingual MLM" in p and "only benchmark 'synth' ships" in p for p in out.problems)
+def test_multilingual_mlm_on_real_data_reads_every_corpus_file(data: Path, tmp_path: Path) -> None:
+    interleaved = real(data, schedule="interleaved", multilingual_share=0.3)
+    annealed = real(data, schedule="annealed", multilingual_share_start=0.5, multilingual_share=0.1)
+    out = check_data([interleaved, annealed], tmp_path)  # the same files, read once
+    assert out.ok, out.problems
+    assert f"mlm corpora: 2 file(s), {2 * N_ROWS} documents read as UTF-8 (up to mlm_max_docs each)" in out.checked
+    assert not [c for c in check_data([real(data)], tmp_path).checked if "mlm" in c]  # sequential: no MLM
+
+
+def test_every_corpus_problem_is_one_line_naming_folder_file_and_language(data: Path, tmp_path: Path) -> None:
+    mlm = data / "mlm"
+    (mlm / "de.txt").write_bytes((mlm / "de.txt").read_bytes()[:60] + b"\xe4 \xff\n")
+    (mlm / "en.txt").write_text("\n \n", encoding="utf-8")
+    out = check_data([real(data, schedule="interleaved", multilingual_share=0.3, mlm_languages=["en", "de", "fr"])],
+                     tmp_path)
+    assert out.problems == [f"mlm corpus {mlm}: no file fr.txt (nor fr.txt.gz) for MLM language 'fr'",
+                            f"mlm corpus {mlm / 'en.txt'}: empty (no non-blank line) for MLM language 'en'",
+                            f"mlm corpus {mlm / 'de.txt'}: line 3 is not UTF-8 (byte 16: invalid continuation "
+                            "byte) (MLM language 'de')"]
+
+
+def test_real_mlm_without_a_corpus_folder_says_where_it_was_looked_for(data: Path, tmp_path: Path) -> None:
+    out = check_data([real(data, schedule="interleaved", multilingual_share=0.3,
+                           mlm_corpus_dir=str(tmp_path / "cc100"))], tmp_path)
+    assert out.problems == [f"mlm corpus: folder {tmp_path / 'cc100'} does not exist (it should hold one <lang>.txt "
+                            "per MLM language, one document per line)"]
 
 
 def test_long_reports_show_the_first_problems_in_full() -> None:

@@ -60,3 +60,20 @@ def test_a_failed_test_phase_keeps_and_reports_the_dev_results(tiny_home: Path, 
     m = saved["metrics"]
     assert m[TRIAL_PARTIAL] == 1 and TRIAL_DONE not in m and not [k for k in m if k.startswith("test/")]
     assert 0.0 <= m[OBJECTIVE] <= 1.0 and "zero_shot/pawsx/de" in m and m["train/step"] == SHORT["target_steps"]
+
+
+def test_interleaved_mlm_trains_on_the_corpus_files(tiny_home: Path, tmp_path: Path) -> None:
+    """Multilingual MLM on real data: <data_dir>/mlm/<lang>.txt, the first mlm_max_docs documents of
+    each scored language (en, de), sampled by temperature over the documents held."""
+    logs: list[str] = []
+    cfg = TrialConfig(benchmark="xtreme", model=str(TinyModelSpec(**TEST_TINY).folder(tiny_home)),
+                      data_dir=str(write_real_data(tmp_path / "data")), target_tasks=["pawsx"],
+                      eval_languages=["de"], intermediate={"mnli": 1.0}, schedule="interleaved",
+                      multilingual_share=0.5, language_temperature=2.0, mlm_max_docs=12, **SHORT)
+    result = run_trial(cfg, runtime=TrialRuntime(home=str(tiny_home), threads=1), log=logs.append)
+    assert result["mlm_docs"] == {"en": 12, "de": 12}  # capped: the files have 48 each
+    assert result["mlm_languages"] == pytest.approx({"en": 0.5, "de": 0.5})
+    assert "[trial] MLM: en 0.500 (12 docs), de 0.500 (12 docs)" in logs
+    curve = result["curves"]["intermediate"]
+    assert len(curve) == SHORT["intermediate_steps"] and all(math.isfinite(x) for x in curve)
+    assert max(curve) > 2.5 > min(curve)  # MLM steps (a vocabulary-wide loss) among MNLI's (3 classes)
