@@ -138,6 +138,7 @@ def test_check_on_cached_assets_reads_everything_within_30_seconds(tiny_home: Pa
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # 25 s (a CLI subprocess reading every arm's data and corpora); CI is at its 30-min budget
 def test_the_xtreme_study_checks_on_local_data_with_mlm_corpora(tiny_home: Path, tmp_path: Path) -> None:
     """Its interleaved and annealed arms' multilingual MLM reads <data_dir>/mlm/<lang>.txt."""
     data = write_real_data(tmp_path / "data")  # with mlm/en.txt and mlm/de.txt
