@@ -58,13 +58,13 @@ def test_the_question_study_reports_what_its_children_hold(tiny_home: Path, tmp_
                  "--storage", str(tmp_path / "ray"), "--json"], tiny_home, timeout=1200)
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-5000:])
     out = _json(r.stdout)
-    assert out["counts"] == {"completed": 8, "failed": 0, "unfinished": 0} and not out["interrupted"]
-    assert [(t["arm"], t["seed"]) for t in out["trials"]] == [(a, s) for s in (0, 1) for a in
-                                                              ("none", "sequential", "interleaved", "annealed")]
+    assert out["counts"] == {"completed": 10, "failed": 0, "unfinished": 0} and not out["interrupted"]
+    arms = ("none", "sequential", "interleaved", "annealed", "translated")
+    assert [(t["arm"], t["seed"]) for t in out["trials"]] == [(a, s) for s in (0, 1) for a in arms]
     parent, kids = _study_runs(uri, "question")
     assert parent.data.tags["xstilts.study"] == out["study"] and parent.info.status == "FINISHED"
     by_arm_seed = {(k.data.tags["xstilts.arm"], int(k.data.tags["xstilts.seed"])): k for k in kids}
-    assert len(kids) == len(by_arm_seed) == 8
+    assert len(kids) == len(by_arm_seed) == 10
     for t in out["trials"]:  # every arm × seed: the JSON's scores are its child's, language by language
         child = by_arm_seed[t["arm"], t["seed"]]
         assert child.data.tags["xstilts.status"] == "completed" and child.data.params["seed"] == str(t["seed"])
@@ -78,7 +78,7 @@ def test_the_question_study_reports_what_its_children_hold(tiny_home: Path, tmp_
     stats = out["statistics"]
     assert "Holm" in stats["method"] and stats["reference"] == "sequential" and stats["seeds"] == 2
     comp = {(c["arm"], c["cell"]): c for c in stats["comparisons"]}
-    assert len(comp) == 3 * len(stats["cells"]) and "xnli/xa" in stats["cells"] and "avg" in stats["cells"]
+    assert len(comp) == 4 * len(stats["cells"]) and "xnli/xa" in stats["cells"] and "avg" in stats["cells"]
     m = parent.data.metrics
     for key in ("diff", "ci_low", "ci_high", "p_holm"):
         assert m[f"{key}/interleaved/xnli/xa"] == pytest.approx(comp["interleaved", "xnli/xa"][key])
