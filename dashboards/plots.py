@@ -52,7 +52,10 @@ def trial_config_of(params: Mapping[str, Any]) -> TrialConfig:
 
 
 def _from_string(v: Any, annotation: Any) -> Any:
-    """An MLflow param string back to the list or mapping it was logged from (others: pydantic parses)."""
+    """An MLflow param string back to the list or mapping it was logged from, or to None (an inactive
+    conditional param is logged as "None"); others: pydantic parses."""
+    if v == "None" and "None" in str(annotation):
+        return None
     if not isinstance(v, str) or not any(t in str(annotation) for t in ("list", "dict", "StageConfig")):
         return v
     s = v.strip()
@@ -61,6 +64,8 @@ def _from_string(v: Any, annotation: Any) -> Any:
             return ast.literal_eval(s)
         except (ValueError, SyntaxError):
             return v
+    if "+" in s and "," not in s:  # a list written "en+xa+xb" (intermediate_languages): pydantic parses it
+        return v
     return [x.strip() for x in s.split(",") if x.strip()] if "list" in str(annotation) else v
 
 
