@@ -67,20 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a fixed trial setting, as for search")
 
-    b = sub.add_parser("bench", help="benchmarks: print one JSON object (never timed tests)")
-    b.add_argument("which", choices=["trainer", "search", "transfer", "faults"])
-    b.add_argument("--json", action="store_true", help="print only the JSON object")
-    b.add_argument("--quick", action="store_true", help="a short smoke-sized run (not for reported figures)")
-    b.add_argument("--seeds", type=int, help="transfer: fine-tuning seeds for the zero-shot tables (default 8); "
-                   "search: seeds per searcher in the efficiency part (default 8)")
-    b.add_argument("--tpe-alone", action="store_true",
-                   help="search: also run TPE without early stopping in the efficiency part")
-    b.add_argument("--trials", type=int, help="search: trials per searcher and seed in the efficiency part (default: the space's budget, 12)")
-    b.add_argument("--effect-seeds", type=int,
-                   help="transfer: seeds for each intermediate task's effect on each target (default 2)")
-    b.add_argument("--only", choices=["zero_shot", "effects"], help="transfer: measure only this part")
-    b.add_argument("--workers", type=int, help="transfer: trials run at once, one torch thread each "
-                   "(default: one per CPU core, at most 8)")
+    _add_bench_parser(sub)
 
     r = sub.add_parser("report", help="write a self-contained HTML report of a search or a study and log it")
     r.add_argument("name", help="search or study run name (or experiment name: its latest search)")
@@ -101,6 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
     return p
+
+
+def _add_bench_parser(sub: Any) -> None:
+    """``xstilts bench``: which benchmark, and the options each takes (``_BENCH_OPTIONS``)."""
+    b = sub.add_parser("bench", help="benchmarks: print one JSON object (never timed tests)")
+    b.add_argument("which", choices=["trainer", "search", "transfer", "faults"])
+    b.add_argument("--json", action="store_true", help="print only the JSON object")
+    b.add_argument("--quick", action="store_true", help="a short smoke-sized run (not for reported figures)")
+    b.add_argument("--seeds", type=int, help="transfer: fine-tuning seeds for the zero-shot tables (default 8); "
+                   "search: seeds per searcher in the efficiency part (default 8)")
+    b.add_argument("--tpe-alone", action="store_true",
+                   help="search: also run TPE without early stopping in the efficiency part")
+    b.add_argument("--trials", type=int, help="search: trials per searcher and seed in the efficiency part (default: the space's budget, 12)")
+    b.add_argument("--effect-seeds", type=int,
+                   help="transfer: seeds for each intermediate task's effect on each target (default 2)")
+    b.add_argument("--only", choices=["zero_shot", "effects"], help="transfer: measure only this part")
+    b.add_argument("--workers", type=int, help="transfer: trials run at once, one torch thread each "
+                   "(default: one per CPU core, at most 8)")
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
