@@ -236,14 +236,15 @@ def test_translations_without_a_local_folder_say_where_to_put_them(monkeypatch: 
         load_hub("mnli", "translate_train", "xa")
 
 
-# --- searched: spaces/interleave.yaml, trial names, params -------------------------------------------
+# --- searched: spaces/interleave.yaml and mixtures.yaml, trial names, params -------------------------------------------
 
 
-def test_the_interleave_space_searches_a_translated_share_only_with_translations() -> None:
+@pytest.mark.parametrize("space", ["interleave.yaml", "mixtures.yaml"])
+def test_the_shipped_spaces_search_a_translated_share_only_with_translations(space: str) -> None:
     from xstilts.search.runner import trial_name
     from xstilts.spaces import load_space, to_trial_config, trial_params, with_constants
 
-    spec = load_space(Path(__file__).parents[2] / "spaces" / "interleave.yaml")
+    spec = load_space(Path(__file__).parents[2] / "spaces" / space)
     langs = "en+xa+xb+xc+xd+xe"
     point = {"schedule": "sequential", "intermediate_tasks": "mnli+squad", "intermediate_languages": langs,
              "translated_share": 0.4}
