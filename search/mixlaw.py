@@ -216,7 +216,8 @@ class MixlawSampler(BaseSampler):
 
     def before_trial(self, study: Any, trial: FrozenTrial) -> None:
         self._raise_error_if_multi_objective(study)
-        fixed = dict(trial.system_attrs.get("fixed_params", {}))  # an enqueued trial's (seed points, reruns)
+        # an enqueued trial's values (seed points), and those a trial has already (a re-run of a resumed search)
+        fixed = {**trial.params, **trial.system_attrs.get("fixed_params", {})}
         rng = random.Random(self._seed * 1_000_003 + trial.number)
         first = _draw(self._fn, rng, fixed)
         if first is None or set(first[0]) <= set(fixed):

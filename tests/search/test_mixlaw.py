@@ -129,6 +129,23 @@ def test_an_enqueued_value_is_kept_and_the_rest_proposed_around_it() -> None:
     assert "mixlaw" in study.trials[-1].system_attrs  # the free parameters were the model's choice
 
 
+def test_a_trial_taken_up_again_keeps_its_params_and_its_proposal() -> None:
+    """A resumed search re-attaches its unfinished trials (``optuna.trial.Trial`` on the stored trial,
+    which calls ``before_trial`` again): nothing is proposed for a trial whose params are all there."""
+    spec = _mixtures()
+    study, _ = _search(spec, _small(spec), trials=3, seed=2)
+    fn = define_by_run(spec)
+    running = study.ask()
+    fn(running)
+    before = study.trials[-1]
+    other = study.ask()  # another result since: a new proposal would differ
+    config = fn(other)
+    study.tell(other, _law(other.params, config))
+    fn(optuna.trial.Trial(study, running._trial_id))
+    after = study.trials[running.number]
+    assert after.params == before.params and after.system_attrs["mixlaw"] == before.system_attrs["mixlaw"]
+
+
 def test_a_resumed_driver_proposes_from_the_journal_alone(tmp_path: Path) -> None:
     """What a killed driver leaves is the journal: a new sampler on a copy of it proposes exactly what
     the old one would have (nothing else is persisted), PRUNED trials' reports included."""
