@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", help="search name = MLflow experiment (default: the space's name)")
     s.add_argument("--trials", type=int, help="number of trials (overrides the space)")
     s.add_argument("--max-concurrent", type=int, help="trials at a time (overrides the space)")
-    s.add_argument("--searcher", choices=["tpe", "gp", "random", "grid", "nsga2"], help="overrides the space")
+    s.add_argument("--searcher", choices=["tpe", "gp", "random", "grid", "nsga2", "mixlaw"], help="overrides the space")
     s.add_argument("--scheduler", choices=["asha", "none", "pbt"], help="overrides the space")
     s.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop the search after this long")
     s.add_argument("--cpus-per-trial", type=float, help="CPUs each trial reserves (overrides the space)")

@@ -19,13 +19,16 @@ the logged parameters behave the same whichever sampler proposes the trials:
             it never draws: the number of trials is at most the grid's size).
 ``nsga2``   ``NSGAIISampler`` over ``search.objectives`` (a Pareto front, e.g. zero-shot
             average and worst language).
+``mixlaw``  ``search.mixlaw.MixlawSampler`` — bagged gradient-boosted trees fitted on every report
+            (the decoded mixture, schedule, numeric parameters and fidelity as features) propose
+            the prior draw with the highest predicted score + spread. Single objective.
 ==========  ==========================================================================
 
 Seed configurations (``points_to_evaluate`` in the space file) are enqueued first for every
 searcher. A trial that ended without its final report (``trial_done``: stopped by ASHA or by the
 time budget) reaches the study as PRUNED, its intermediate values (one per report) kept, so the
 samplers treat it as Optuna's own pruned trials: TPE ranks it by its last step and value below every
-finished trial, and the GP fits finished trials only. Ray's ``OptunaSearch`` would tell it COMPLETE
+finished trial, and the GP fits finished trials only, mixlaw every report (fidelity a feature). Ray's ``OptunaSearch`` would tell it COMPLETE
 with its early value, as if that were final. PBT needs Ray's own variant generator (it rejects model-based searchers): its
 population is drawn with ``spaces.sample_random``.
 """
@@ -81,6 +84,10 @@ def make_sampler(spec: SearchSpec, seed: int | None = None) -> Any:
         return optuna.samplers.RandomSampler(seed=s.seed)
     if s.searcher == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=s.seed, population_size=max(2, min(50, n // 2)))
+    if s.searcher == "mixlaw":
+        from .mixlaw import MixlawSampler
+
+        return MixlawSampler(spec, seed=s.seed, n_startup_trials=startup)
     raise ValueError(f"unsupported searcher {s.searcher!r}")
 
 

@@ -5,7 +5,7 @@ the key path; every error is raised by ``load_space``, before Ray starts)::
 
     name: default                  # the search (and MLflow experiment) name
     search:                        # HOW to search (see ``SearchSettings``; each field documented there)
-      searcher: tpe | gp | random | grid | nsga2
+      searcher: tpe | gp | random | grid | nsga2 | mixlaw
       scheduler: asha | none | pbt
       trials, max_concurrent, cpus_per_trial, gpus_per_trial, time_budget_s, max_failures,
       metric, mode, objectives: {METRIC: max|min, ...}   # several objectives (nsga2, tpe, random)
@@ -189,7 +189,8 @@ class SearchSettings(BaseModel):
     """How a space is searched; the CLI may override the budget fields."""
 
     model_config = ConfigDict(extra="forbid")
-    searcher: Literal["tpe", "gp", "random", "grid", "nsga2"] = "tpe"  # Optuna sampler (grid: enumerated)
+    # Optuna sampler (grid: enumerated; mixlaw: xstilts.search.mixlaw, a regression over the reports)
+    searcher: Literal["tpe", "gp", "random", "grid", "nsga2", "mixlaw"] = "tpe"
     scheduler: Literal["asha", "none", "pbt"] = "asha"
     trials: int | None = Field(12, ge=1)  # number of trials (grid: default = the grid's size)
     max_concurrent: int = Field(2, ge=1)  # trials at a time
@@ -209,7 +210,7 @@ class SearchSettings(BaseModel):
         if self.objectives is not None:
             if len(self.objectives) < 2:
                 raise ValueError("objectives: give at least two (one objective is `metric` + `mode`)")
-            if self.searcher in ("gp", "grid"):
+            if self.searcher in ("gp", "grid", "mixlaw"):
                 raise ValueError(f"objectives: searcher {self.searcher!r} optimises one objective; "
                                  "use nsga2, tpe or random")
             self.metric, self.mode = next(iter(self.objectives.items()))

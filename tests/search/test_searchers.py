@@ -13,6 +13,7 @@ import optuna
 import pytest
 import yaml
 
+from xstilts.search.mixlaw import MixlawSampler
 from xstilts.search.runner import SearchError, TrialNamer, resolve_run_dir, trial_name
 from xstilts.search.schedulers import (
     lineage_stages,
@@ -53,7 +54,7 @@ def _drive(alg, spec: SearchSpec, n: int, score) -> list[dict]:
 
 
 @pytest.mark.parametrize("searcher, cls", [("tpe", optuna.samplers.TPESampler), ("gp", optuna.samplers.GPSampler),
-                                           ("random", optuna.samplers.RandomSampler)])
+                                           ("random", optuna.samplers.RandomSampler), ("mixlaw", MixlawSampler)])
 def test_each_searcher_proposes_valid_points_seed_first(tmp_path: Path, searcher: str, cls: type) -> None:
     spec = _spec(searcher=searcher, trials=12)
     assert isinstance(make_sampler(spec), cls)
