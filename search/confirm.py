@@ -23,7 +23,8 @@ reached); not after Ctrl-C, not for PBT (whose winner is a lineage, exported as 
 Resume (``xstilts search --resume RUN`` after the driver died in this phase): the search phase has
 nothing left to run; the plan line fixes the candidates and seeds; a confirm trial whose end the
 ledger holds is not run again (``--retry-failed``: a failed one is), one the kill left unfinished
-runs again from its start (its folder cleared), on the same MLflow child run. Before that, the
+runs again from its newest whole checkpoint (set aside and replayed as a search resume does,
+``resume.plan_rerun``; from its start without one), on the same MLflow child run. Before that, the
 tracking store gets what the ledger holds and the store lacks (``sync_confirm``).
 """
 
@@ -31,10 +32,8 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -60,6 +59,7 @@ from xstilts.trainer.codec import without_raw
 from xstilts.trainer.names import TRIAL_DONE
 
 from .ledger import CONFIRM_LEDGER, Ledger, LedgerCallback, LedgerTrial, ledger_events, read_ledger
+from .resume import discard_set_aside, plan_rerun
 from .search_run import SearchRun
 from .sync import SyncReport, sync_trials
 
@@ -67,6 +67,7 @@ __all__ = ["CONFIRM_DIR", "ConfirmPlan", "ConfirmOutcome", "plan_confirm", "conf
            "run_confirm", "maybe_confirm", "parent_record", "sync_confirm", "confirm_summary_lines"]
 
 CONFIRM_DIR = "confirm"  # the confirm phase's Tune experiment, inside the search's run folder
+INDEX = "confirm_index"  # a confirm trial's place in the plan (Tune config): the key of its resume point
 
 
 @dataclass
@@ -133,14 +134,32 @@ def _finite(v: Any) -> bool:
 
 
 def confirm_points(plan: ConfirmPlan, ledger: dict[str, LedgerTrial], retry_failed: bool = False) -> list[dict[str, Any]]:
-    """The confirm trials still to run, as Tune configs ``{candidate, seed}``: those whose end the
-    ledger lacks (and, with ``retry_failed``, those that failed)."""
+    """The confirm trials still to run, as Tune configs ``{candidate, seed, confirm_index}``: those whose
+    end the ledger lacks (and, with ``retry_failed``, those that failed)."""
     todo = []
-    for name, seed in plan.trials():
+    for i, (name, seed) in enumerate(plan.trials()):
         t = ledger.get(confirm_trial_name(name, seed))
         if t is None or not t.ended or (retry_failed and t.status == "failed"):
-            todo.append({"candidate": name, "seed": seed})
+            todo.append({"candidate": name, "seed": seed, INDEX: i})
     return todo
+
+
+def _resume_points(run: SearchRun, todo: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Confirm trials a kill left unfinished continue from their newest whole checkpoint: confirm index ->
+    the checkpoint (set aside) and the results to replay (``resume.plan_rerun``, as for a search's trials)."""
+    trials = read_ledger(run.run_dir, CONFIRM_LEDGER)
+    book = Ledger(run.run_dir / CONFIRM_LEDGER)
+    out: dict[int, dict[str, Any]] = {}
+    try:
+        for p in todo:
+            t = trials.get(confirm_trial_name(p["candidate"], p["seed"]))
+            if t is not None:
+                r = plan_rerun(run.run_dir / CONFIRM_DIR, book, int(p[INDEX]), t, tell=False)
+                if r.checkpoint:
+                    out[int(p[INDEX])] = {"checkpoint": r.checkpoint, "replays": r.replays}
+    finally:
+        book.close()
+    return out
 
 
 def recommendation_of(plan: ConfirmPlan, ledger: dict[str, LedgerTrial]) -> Recommendation:
@@ -200,10 +219,13 @@ def run_confirm(run: SearchRun, parent_id: str, top_k: int, n_seeds: int, retry_
           f"{plan.seeds}: {len(todo)} of {total} trials to run", flush=True)
     fitted, pending = None, []
     if todo:
-        _clear_unfinished(run.run_dir, todo)
+        resumes = _resume_points(run, todo) if run.resumed else {}
+        if resumes:
+            print(f"[xstilts] confirm: {len(resumes)} unfinished trial(s) continue from their last checkpoints",
+                  flush=True)
         callback = _mlflow_callback(run, parent_id, plan, tracking_wait_s)
-        tuner = _tuner(run, plan, todo, [LedgerCallback(run.run_dir, CONFIRM_LEDGER), callback,
-                                         _Progress(plan.metric, len(todo))], verbose)
+        tuner = _tuner(run, plan, todo, resumes, [LedgerCallback(run.run_dir, CONFIRM_LEDGER), callback,
+                                                  _Progress(plan.metric, len(todo))], verbose)
         fitted = _fit(tuner, callback, run.tracking_uri, parent_id)
         pending = callback.pending()
     ledger = read_ledger(run.run_dir, CONFIRM_LEDGER)
@@ -211,14 +233,10 @@ def run_confirm(run: SearchRun, parent_id: str, top_k: int, n_seeds: int, retry_
     unfinished = any(s.status in ("running", "missing") for c in rec.candidates for s in c.scores)
     outcome = ConfirmOutcome(rec, time.perf_counter() - t0, unfinished or bool(fitted and fitted.stopped_by_signal),
                              pending, len(todo))
+    if not outcome.interrupted:
+        discard_set_aside(run.run_dir / CONFIRM_DIR)  # every confirm trial ended: no checkpoint is needed again
     _record(run, parent_id, rec, outcome)
     return outcome
-
-
-def _clear_unfinished(run_dir: Path, todo: list[dict[str, Any]]) -> None:
-    """A confirm trial run again starts over: the folder its killed attempt left is removed."""
-    for p in todo:
-        shutil.rmtree(run_dir / CONFIRM_DIR / confirm_trial_name(p["candidate"], p["seed"]), ignore_errors=True)
 
 
 def _params(run: SearchRun, plan: ConfirmPlan, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -243,7 +261,8 @@ def _trial_name(trial: Any) -> str:
     return confirm_trial_name(str(trial.config["candidate"]), int(trial.config["seed"]))
 
 
-def _tuner(run: SearchRun, plan: ConfirmPlan, todo: list[dict[str, Any]], callbacks: list[Any], verbose: int) -> Any:
+def _tuner(run: SearchRun, plan: ConfirmPlan, todo: list[dict[str, Any]], resumes: dict[int, dict[str, Any]],
+           callbacks: list[Any], verbose: int) -> Any:
     """Every confirm trial left, run to its end with the search's resources, in ``<run folder>/confirm``."""
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
@@ -260,10 +279,11 @@ def _tuner(run: SearchRun, plan: ConfirmPlan, todo: list[dict[str, Any]], callba
         return to_trial_config(SearchSpec.model_validate_json(spec_json), configs[config["candidate"]],
                                **{**overrides, "seed": int(config["seed"])})
 
-    trainable = tune.with_resources(trial_trainable(resolve, str(run.root), max(1, int(s.cpus_per_trial))),
-                                    {"cpu": s.cpus_per_trial, **({"gpu": s.gpus_per_trial} if s.gpus_per_trial else {})})
+    fn = trial_trainable(resolve, str(run.root), max(1, int(s.cpus_per_trial)), resumes, resume_key=INDEX)
+    trainable = tune.with_resources(fn, {"cpu": s.cpus_per_trial, **({"gpu": s.gpus_per_trial} if s.gpus_per_trial
+                                                                      else {})})
     return tune.Tuner(
-        trainable, param_space={"candidate": None, "seed": None},
+        trainable, param_space={"candidate": None, "seed": None, INDEX: None},
         tune_config=tune.TuneConfig(
             search_alg=BasicVariantGenerator(points_to_evaluate=todo, max_concurrent=s.max_concurrent),
             num_samples=len(todo), max_concurrent_trials=s.max_concurrent, reuse_actors=True,

@@ -49,7 +49,8 @@ from xstilts.trainer.names import REPLAYED, TRIAL_DONE
 from .ledger import LEDGER_FILE, Ledger, LedgerTrial, end_event, read_ledger
 from .searchers import PrunedToOptuna, journal_storage, seed_points
 
-__all__ = ["ResumeError", "Rerun", "ResumePlan", "plan_resume", "trial_status", "mend_files", "settle_study",
+__all__ = ["ResumeError", "Rerun", "ResumePlan", "plan_resume", "plan_rerun", "trial_status", "mend_files",
+           "settle_study",
            "discard_set_aside", "ContinuedOptunaSearch", "SET_ASIDE"]
 
 SET_ASIDE = "resume-"  # prefix of a checkpoint folder a resume set aside for a re-run
@@ -159,7 +160,7 @@ def plan_resume(spec: SearchSpec, run_dir: Path, journal: Path, study_name: str,
             t = by_number.get(ft.number)
             status = trial_status(ft.state, t)
             if status == "unfinished" or (status == "failed" and retry_failed and t is not None):
-                reruns.append(_rerun(run_dir, ledger, ft.number, t, tell=ft.state == TrialState.RUNNING))
+                reruns.append(plan_rerun(run_dir, ledger, ft.number, t, tell=ft.state == TrialState.RUNNING))
             else:
                 finished[ft.number] = status
                 mended += _settle(study, ledger, spec, ft, t, status)
@@ -221,8 +222,9 @@ def settle_study(spec: SearchSpec, run_dir: Path, journal: Path, study_name: str
     return told
 
 
-def _rerun(run_dir: Path, ledger: Ledger, number: int, t: LedgerTrial | None, tell: bool) -> Rerun:
-    """A trial to run again: from its newest checkpoint that is whole, set aside, with its results so far."""
+def plan_rerun(run_dir: Path, ledger: Ledger, number: int, t: LedgerTrial | None, tell: bool) -> Rerun:
+    """A trial to run again: from its newest checkpoint that is whole, set aside, with its results so far
+    (``run_dir``: the Tune experiment folder its checkpoint paths are relative to; the confirm phase's too)."""
     if t is None:
         return Rerun(number, None, None, tell)
     found = _usable_checkpoint(run_dir, t)

@@ -174,12 +174,12 @@ def _make_trainable(spec_json: str, root: str, overrides: dict[str, Any], thread
 
 
 def trial_trainable(resolve: Callable[[dict[str, Any]], TrialConfig], root: str, threads: int,
-                    resumes: dict[int, dict[str, Any]] | None = None) -> Any:
+                    resumes: dict[int, dict[str, Any]] | None = None, resume_key: str = NUMBER) -> Any:
     """The Tune function trainable running ``run_trial(resolve(config))`` (a search's or a study's):
     it reports through ``ray.tune.report`` with its checkpoints and continues from Tune's checkpoint.
     ``resolve`` travels to the trial's worker: keep what it captures small. ``resumes`` (a resumed
-    search): Optuna trial number -> the checkpoint a re-run continues from and the results it
-    reported before it."""
+    search): Optuna trial number (the config's ``resume_key``) -> the checkpoint a re-run continues
+    from and the results it reported before it."""
     resumes = resumes or {}
 
     def xstilts_trial(config: dict[str, Any]) -> None:
@@ -193,7 +193,7 @@ def trial_trainable(resolve: Callable[[dict[str, Any]], TrialConfig], root: str,
         ckpt_in = tune.get_checkpoint()
         # a retried (FailureConfig) or PBT-exploited trial continues from its last checkpoint; a trial a
         # resume runs again, from the one the resume handed it
-        again = None if ckpt_in else resumes.get(int(config.get(NUMBER, -1)))
+        again = None if ckpt_in else resumes.get(int(config.get(resume_key, -1)))
         start = ckpt_in.path if ckpt_in else (again or {}).get("checkpoint")
         runtime = TrialRuntime(home=root, threads=threads, resume_from=start)
         where = {"ray/node_id": ray.get_runtime_context().get_node_id(),

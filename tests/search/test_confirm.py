@@ -169,9 +169,10 @@ def test_a_resume_runs_only_the_confirm_trials_without_an_end(tmp_path: Path) ->
     _confirm_trial(c, confirm_trial_name(a, 2), None)  # the driver was killed while it ran
     c.close()
     done = read_ledger(run.run_dir, CONFIRM_LEDGER)
-    assert confirm_points(plan, done) == [{"candidate": a, "seed": 2}, {"candidate": b, "seed": 2}]
-    assert confirm_points(plan, done, retry_failed=True) == [{"candidate": b, "seed": 1}, {"candidate": a, "seed": 2},
-                                                             {"candidate": b, "seed": 2}]
+    # Tune configs: the candidate, the seed, and the trial's place in the plan (the key of its resume point)
+    assert confirm_points(plan, done) == [{"candidate": a, "seed": 2, "confirm_index": 2},
+                                          {"candidate": b, "seed": 2, "confirm_index": 3}]
+    assert [(p["candidate"], p["seed"]) for p in confirm_points(plan, done, retry_failed=True)] == [(b, 1), (a, 2), (b, 2)]
     rec = recommendation_of(plan, done)
     (ca, cb) = rec.candidates
     assert [s.status for s in ca.scores] == ["completed", "running"] and ca.values == [0.71]
