@@ -59,7 +59,7 @@ from xstilts.trainer.codec import without_raw
 from xstilts.trainer.names import TRIAL_DONE
 
 from .ledger import CONFIRM_LEDGER, Ledger, LedgerCallback, LedgerTrial, ledger_events, read_ledger
-from .resume import discard_set_aside, plan_rerun
+from .resume import cut_partial_line, discard_set_aside, plan_rerun
 from .search_run import SearchRun
 from .sync import SyncReport, sync_trials
 
@@ -89,6 +89,8 @@ class ConfirmPlan:
 
 @dataclass
 class ConfirmOutcome:
+    """How the confirm phase went in this session, and what it recommends."""
+
     recommendation: Recommendation | None  # None: no completed trial to confirm
     seconds: float  # the phase's wall time in this session
     interrupted: bool  # Ctrl-C, or confirm trials left unfinished
@@ -207,6 +209,8 @@ def run_confirm(run: SearchRun, parent_id: str, top_k: int, n_seeds: int, retry_
     from .runner import _fit
 
     t0 = time.perf_counter()
+    if run.resumed and cut_partial_line(run.run_dir / CONFIRM_LEDGER):
+        print(f"[xstilts] resume: dropped a half-written last line of {CONFIRM_LEDGER}", flush=True)
     plan = plan_confirm(run, top_k, n_seeds)
     if plan is None:
         print("[xstilts] confirm: no completed trial to retrain; no recommendation", flush=True)

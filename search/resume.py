@@ -50,7 +50,7 @@ from .ledger import LEDGER_FILE, Ledger, LedgerTrial, end_event, read_ledger
 from .searchers import PrunedToOptuna, journal_storage, seed_points
 
 __all__ = ["ResumeError", "Rerun", "ResumePlan", "plan_resume", "plan_rerun", "trial_status", "mend_files",
-           "settle_study",
+           "cut_partial_line", "settle_study",
            "discard_set_aside", "ContinuedOptunaSearch", "SET_ASIDE"]
 
 SET_ASIDE = "resume-"  # prefix of a checkpoint folder a resume set aside for a re-run
@@ -103,7 +103,7 @@ def trial_status(state: TrialState, t: LedgerTrial | None) -> str:
     return "unfinished"
 
 
-def _cut_partial_line(path: Path) -> bool:
+def cut_partial_line(path: Path) -> bool:
     """Drop a last line a kill cut short (no newline at the end); True if one was dropped."""
     if not path.exists() or path.stat().st_size == 0:
         return False
@@ -117,7 +117,7 @@ def _cut_partial_line(path: Path) -> bool:
 
 def mend_files(journal: Path, ledger: Path) -> list[str]:
     """Repair what a killed driver can leave half-written (see the module docstring); what was done."""
-    done = [f"dropped a half-written last line of {p.name}" for p in (journal, ledger) if _cut_partial_line(p)]
+    done = [f"dropped a half-written last line of {p.name}" for p in (journal, ledger) if cut_partial_line(p)]
     lock = journal.with_name(journal.name + ".lock")
     if lock.exists() or lock.is_symlink():
         lock.unlink()
