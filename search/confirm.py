@@ -246,7 +246,8 @@ def run_confirm(run: SearchRun, parent_id: str, top_k: int, n_seeds: int, retry_
 def _params(run: SearchRun, plan: ConfirmPlan, cfg: dict[str, Any]) -> dict[str, Any]:
     """A confirm child's params: those of the search trial it retrains, with its own seed."""
     config = next(c["config"] for c in plan.candidates if c["name"] == cfg["candidate"])
-    return {**trial_params(run.spec, config, {**run.overrides, "seed": int(cfg["seed"])}),
+    seed = int(cfg["seed"])  # set last: a searched seed in the candidate's config is the search's, not this one
+    return {**trial_params(run.spec, config, {**run.overrides, "seed": seed}), "seed": seed,
             "confirm_of": cfg["candidate"]}
 
 
