@@ -7,5 +7,6 @@
 * ``summary`` — the parent run's leaderboard and search-level plots (Optuna's importances and
   parallel coordinates over a study rebuilt from the child runs);
 * ``store`` — a search read back from the tracking store;
+* ``recommendation`` — the confirm phase's candidates on fresh seeds, mean ± SE, the recommendation;
 * ``report`` / ``status`` / ``ui`` — ``xstilts report``, ``xstilts status``, ``xstilts ui``.
 """

@@ -24,6 +24,7 @@ from xstilts.trainer.codec import decode_mixture, is_bookkeeping, mixture_text
 
 from .mlflow_logging import redact
 from .plots import zero_shot_scores
+from .recommendation import Recommendation, estimate_text, from_records
 from .store import (
     SearchNotFound,
     SearchRecord,
@@ -36,7 +37,7 @@ from .store import (
 )
 from .summary import Baseline, Plot, best_trial_plots, comparison_baseline, leaderboard, search_plots
 
-__all__ = ["write_report", "render_report", "report_leaderboard", "language_table"]
+__all__ = ["write_report", "render_report", "report_leaderboard", "language_table", "recommendation_table"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222}
@@ -142,6 +143,31 @@ def language_table(best: TrialRecord, base: Baseline | None) -> list[dict[str, s
     return rows
 
 
+def recommendation_table(r: Recommendation) -> list[dict[str, str]]:
+    """One row per confirm candidate: its search rank and score, mean ± SE over the fresh seeds, each
+    seed's score (or how it ended), and why a seed is left out."""
+    rows = []
+    for c in r.candidates:
+        row = {"candidate": c.name, "rank": str(c.rank), "search": _num(c.search_value, ".4f"),
+               "mean": _num(c.mean, ".4f"), "SE": _num(c.se, ".4f"), "n": str(c.n)}
+        row.update({f"seed {s.seed}": _num(s.value, ".4f") if s.counted else s.status for s in c.scores})
+        row["left out"] = "; ".join(f"seed {s.seed}: {s.reason}" for s in c.scores if not s.counted)
+        row["recommended"] = "yes" if r.recommended is c else ""
+        rows.append(row)
+    return rows
+
+
+def _recommendation_section(r: Recommendation) -> list[str]:
+    best = r.recommended
+    head = ('<p class="note">no confirm trial completed: no recommendation</p>' if best is None else
+            f"<p><b>{html.escape(best.name)}</b>: {html.escape(estimate_text(best, r.metric))} (mean ± SE)</p>")
+    return ['<h2 id="recommendation">Recommendation (confirmed on fresh seeds)</h2>', head,
+            "<p>The best trials of the search, trained again on training seeds no trial of the search used. The "
+            "recommendation is the best mean over those seeds; a candidate's own search score is left out of it "
+            "(it was picked for being high). The best trial below is the search's raw maximum: one seed each.</p>",
+            _table(recommendation_table(r), left=("candidate", "left out"))]
+
+
 def render_report(rec: SearchRecord, tracking_uri: str = "") -> str:
     """The HTML text of the report of ``rec`` (no I/O)."""
     counts = rec.counts()
@@ -165,7 +191,10 @@ def render_report(rec: SearchRecord, tracking_uri: str = "") -> str:
              f"<title>xstilts report: {html.escape(rec.run_name)}</title><style>{_CSS}</style></head><body>",
              f"<h1>xstilts search <code>{html.escape(rec.run_name)}</code></h1>",
              _table(overview, left=("", "value"))]
-    parts.append("<h2>Best trial</h2>")
+    confirmed = from_records(rec.trials, rec.confirm, rec.metric, rec.mode)
+    if confirmed is not None:
+        parts += _recommendation_section(confirmed)
+    parts.append("<h2>Best trial</h2>" if confirmed is None else "<h2>Best trial (raw: one training seed)</h2>")
     if best is None:
         parts.append('<p class="note">no completed trial yet</p>')
     else:

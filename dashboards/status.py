@@ -1,7 +1,8 @@
 """``xstilts status [NAME]``: where a running or finished search stands.
 
 The tracking store is the record of every trial (running / completed / pruned / failed, the
-best so far); when a Ray cluster is up on this machine (or ``RAY_ADDRESS`` names one), Ray's
+best so far) and of the confirm phase (its retrainings on fresh seeds, the recommendation by mean
+± SE, labelled "so far" while it runs); when a Ray cluster is up on this machine (or ``RAY_ADDRESS`` names one), Ray's
 State API adds what is live: the Tune trial actors alive and the cluster's CPUs in use.
 """
 
@@ -13,9 +14,10 @@ from typing import Any, TextIO
 
 from xstilts.trainer.names import TRIAL_FUNCTION
 
+from .recommendation import estimate_text, from_records
 from .store import SearchNotFound, SearchRecord, TrialRecord, best_trial, load_search, objective_value
 
-__all__ = ["print_status", "status_text", "ray_live_state", "is_trial_actor"]
+__all__ = ["print_status", "status_text", "ray_live_state", "is_trial_actor", "confirm_lines"]
 
 
 def _age(ms: int | None) -> str:
@@ -45,11 +47,28 @@ def status_text(rec: SearchRecord, ray_state: dict[str, Any] | None = None) -> s
         v = objective_value(t, rec.metric)
         lines.append(f"  {t.name:<{width}}  {t.status:<9}  {'' if v is None else f'{v:.4f}':>13}  {t.seconds:8.1f}"
                      + (f"  {_last_line(t)}" if t.status == "failed" else ""))
+    lines += confirm_lines(rec)
     if ray_state is not None:
         pids = ", ".join(map(str, ray_state["trial_pids"])) or "none"
         lines.append(f"Ray (live, {ray_state['address']}): {ray_state['trial_actors']} trial actor(s) alive "
                      f"(pids {pids}) of {ray_state['actors']} actors")
     return "\n".join(lines)
+
+
+def confirm_lines(rec: SearchRecord) -> list[str]:
+    """The confirm phase: its trials' progress and the recommendation (so far, while it runs)."""
+    r = from_records(rec.trials, rec.confirm, rec.metric, rec.mode)
+    if r is None:
+        return []
+    c = {s: sum(x.status == s for x in rec.confirm) for s in ("completed", "running", "failed")}
+    planned = len(r.candidates) * int(rec.params.get("confirm.seeds", len(r.seeds)))
+    lines = [f"confirm: {c['completed']} of {planned} retrainings of the top {len(r.candidates)} on fresh seeds "
+             f"completed, {c['running']} running, {c['failed']} failed"]
+    if r.recommended is not None:
+        done = c["running"] == 0 and len(rec.confirm) >= planned
+        lines.append(f"recommended{'' if done else ' so far'}: {r.recommended.name}  "
+                     f"{estimate_text(r.recommended, rec.metric)} (mean ± SE; the best so far above is one seed's score)")
+    return lines
 
 
 def _last_line(t: TrialRecord) -> str:

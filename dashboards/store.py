@@ -4,6 +4,10 @@ Everything a person looks at after the fact (``xstilts report``, ``xstilts statu
 parent-run summary) is built from what the MLflow callback wrote, never from Ray's results
 folder: the tracking store is the one record that survives the driver, a resume and a
 move to another machine.
+
+A search's children are its trials (``SearchRecord.trials``) and, when it ran a confirm phase,
+the retrainings of its best trials on fresh seeds (``SearchRecord.confirm``: tag ``PHASE_TAG`` =
+``CONFIRM``), kept apart so that counts, the leaderboard and the best trial are the search's own.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from xstilts.trainer.names import OBJECTIVE
 from .store_check import sqlite_path, tracking_store_problem
 
 __all__ = ["TrialRecord", "SearchRecord", "find_search_run", "load_search", "child_runs", "resolve_tracking_uri",
-           "best_trial", "objective_value", "SearchNotFound", "StoreUnavailable", "trial_records"]
+           "best_trial", "objective_value", "SearchNotFound", "StoreUnavailable", "trial_records", "PHASE_TAG",
+           "CONFIRM"]
+
+PHASE_TAG = "xstilts.phase"  # on a child of the confirm phase: CONFIRM (a search trial has none)
+CONFIRM = "confirm"
 
 
 class SearchNotFound(LookupError):
@@ -56,6 +64,7 @@ class TrialRecord:
     end_ms: int | None
     error: str = ""
     mlflow_status: str = "RUNNING"
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -79,7 +88,8 @@ class SearchRecord:
     params: dict[str, str]
     metrics: dict[str, float]
     tags: dict[str, str]
-    trials: list[TrialRecord] = field(default_factory=list)
+    trials: list[TrialRecord] = field(default_factory=list)  # the search's trials
+    confirm: list[TrialRecord] = field(default_factory=list)  # its confirm phase's trials (PHASE_TAG)
     start_ms: int = 0
     end_ms: int | None = None
     tracking_uri: str = ""
@@ -159,7 +169,7 @@ def _trial_record(run: Run) -> TrialRecord:
         status=tags.get("xstilts.status", "running"), params=dict(run.data.params),
         metrics={k: float(v) for k, v in run.data.metrics.items()}, start_ms=int(run.info.start_time or 0),
         end_ms=int(run.info.end_time) if run.info.end_time else None, error=tags.get("xstilts.error", ""),
-        mlflow_status=run.info.status)
+        mlflow_status=run.info.status, tags=dict(tags))
 
 
 def trial_records(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list[TrialRecord]:
@@ -189,7 +199,9 @@ def load_search(tracking_uri: str | None, name: str | None = None) -> SearchReco
         params=dict(parent.data.params), metrics={k: float(v) for k, v in parent.data.metrics.items()}, tags=tags,
         start_ms=int(parent.info.start_time or 0), end_ms=int(parent.info.end_time) if parent.info.end_time else None,
         tracking_uri=uri)
-    rec.trials = [_trial_record(r) for r in child_runs(client, exp.experiment_id, parent.info.run_id)]
+    kids = [_trial_record(r) for r in child_runs(client, exp.experiment_id, parent.info.run_id)]
+    rec.trials = [t for t in kids if t.tags.get(PHASE_TAG) != CONFIRM]
+    rec.confirm = [t for t in kids if t.tags.get(PHASE_TAG) == CONFIRM]
     return rec
 
 

@@ -254,7 +254,9 @@ def _space(fidelity: dict[str, Any]) -> Any:
     from xstilts.spaces import load_space
 
     spec = load_space(None)
-    return spec.model_copy(update={"trial": {**spec.trial, **fidelity}, "source": "bench:default"})
+    # the arms are compared on what their searches find: no confirm phase (its trials are not the search's)
+    return spec.model_copy(update={"trial": {**spec.trial, **fidelity}, "source": "bench:default",
+                                   "search": spec.search.model_copy(update={"confirm": None})})
 
 
 def _grid_space(spec: Any) -> Any:

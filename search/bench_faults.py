@@ -110,6 +110,7 @@ class _Bench:
         raw = yaml.safe_load(default_space_path().read_text())
         raw["name"] = name
         raw["search"].update({"max_concurrent": 2, "max_failures": 1, **search})
+        raw["search"].pop("confirm", None)  # the faults measured are the search phase's
         raw["trial"].update(FIDELITY)
         raw.pop("points_to_evaluate", None)
         path = (folder or self.work) / f"{name}.yaml"

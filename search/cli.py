@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "name for its latest run) after its driver died")
     s.add_argument("--retry-failed", action="store_true", help="with --resume: run errored trials again")
     s.add_argument("--run-name", help="name the search run (default <name>-<timestamp>)")
+    s.add_argument("--no-confirm", action="store_true",
+                   help="skip the confirm phase (retraining the best trials on fresh seeds; the space's "
+                        "search.confirm); the summary then has only the raw best")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a fixed trial setting, e.g. --set target_steps=100 (YAML value)")
     s.add_argument("--tracking-wait", type=float, default=120.0, metavar="SECONDS",
@@ -295,7 +298,7 @@ def _search(args: argparse.Namespace) -> int:
         storage=args.storage, ray_address=args.ray_address, searcher=args.searcher, scheduler=args.scheduler,
         time_budget_s=args.time_budget, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         max_failures=args.max_failures, seed=args.seed, resume=args.resume, retry_failed=args.retry_failed,
-        tracking_wait_s=args.tracking_wait, run_name=args.run_name)
+        tracking_wait_s=args.tracking_wait, run_name=args.run_name, confirm=not args.no_confirm)
     if args.retry_failed and not args.resume:
         print("xstilts: --retry-failed goes with --resume RUN", file=sys.stderr)
         return 2
@@ -412,11 +415,18 @@ def summary_text(out: Any, metric: str) -> str:
     if len(getattr(out, "nodes", {})) > 1:
         lines.append(f"trials ran on {len(out.nodes)} Ray nodes: "
                      + ", ".join(f"{n[:8]}: {k}" for n, k in sorted(out.nodes.items())))
+    rec = getattr(out, "recommendation", None)
     if out.best_config and out.best_metrics:
         cfg = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in without_raw(out.best_config).items()}
         m = out.best_metrics
-        lines.append(f"best trial: {metric} = {m[metric]:.4f} (dev), {TEST_OBJECTIVE} = "
-                     f"{m.get(TEST_OBJECTIVE, float('nan')):.4f}")
+        best = (f"{metric} = {m[metric]:.4f} (dev), {TEST_OBJECTIVE} = {m.get(TEST_OBJECTIVE, float('nan')):.4f}")
+        if rec is not None:
+            from xstilts.search.confirm import confirm_summary_lines
+
+            lines += confirm_summary_lines(rec, f"raw best of the search (one training seed, likely lucky): "
+                                                f"{m.get('trial', '')}  {best}")
+        else:
+            lines.append(f"best trial: {best}")
         lines.append(f"  config: {json.dumps(cfg)}")
         per_lang = {k.split("/", 2)[2]: round(v, 3) for k, v in m.items()
                     if k.startswith("zero_shot/") and k.count("/") == 2}

@@ -7,6 +7,11 @@
         rerun   a resume hands it a checkpoint again (set aside: its folder, its iteration)  fsync
         search  the search run ended (its parent run's status, summary and tags)              fsync
 
+The confirm phase (``confirm``) keeps its own ledger, ``xstilts_confirm.jsonl``, in the same format:
+first a ``confirm`` line (its candidates and fresh seeds, fsync), then its trials' start / result /
+end lines; kept apart so that the search's trials, its resume plan and ``xstilts sync`` never see
+the retrainings as trials of the search.
+
 Why a ledger: Tune saves its experiment state now and then (a background copy every ten seconds
 or more), so a driver killed between two copies leaves a state in which finished trials are still
 running. The ledger is written in Tune's event loop when the event happens, and start, end and
@@ -35,10 +40,12 @@ from xstilts.dashboards.mlflow_logging import trial_error_text
 from xstilts.trainer.codec import NUMBER
 from xstilts.trainer.names import REPLAYED, TRIAL_DONE
 
-__all__ = ["LEDGER_FILE", "Ledger", "LedgerCallback", "LedgerTrial", "Tally", "read_ledger", "search_end", "tally",
+__all__ = ["LEDGER_FILE", "CONFIRM_LEDGER", "ledger_events", "Ledger", "LedgerCallback", "LedgerTrial", "Tally",
+           "read_ledger", "search_end", "tally",
            "kept_result", "end_event", "FINISHED"]
 
 LEDGER_FILE = "xstilts_ledger.jsonl"  # in the Ray run folder, beside Tune's own files
+CONFIRM_LEDGER = "xstilts_confirm.jsonl"  # the confirm phase's ledger, beside it (``confirm``)
 FINISHED = ("completed", "pruned")  # the statuses of a trial that ran as far as it will
 # what a ledger result keeps beside the trial's metrics (every key with a "/"): Tune's bookkeeping
 _RAY_KEYS = (TRIAL_DONE, "training_iteration", "time_total_s", "timestamp", "trial_id", "pid", "checkpoint_dir_name")
@@ -90,16 +97,18 @@ def end_event(name: str, number: int | None, status: str, last: dict[str, Any], 
 class LedgerCallback(Callback):
     """Tune's hooks written to the ledger of ``run_dir`` (driver side, in Tune's event loop)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, file: str = LEDGER_FILE) -> None:
         self.run_dir = Path(run_dir)
-        self.ledger = Ledger(self.run_dir / LEDGER_FILE)
+        self.file = file  # LEDGER_FILE, or CONFIRM_LEDGER for the confirm phase's trials
+        self.ledger = Ledger(self.run_dir / file)
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks with the run config
-        return {"run_dir": self.run_dir}
+        return {"run_dir": self.run_dir, "file": self.file}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.run_dir = Path(state["run_dir"])
-        self.ledger = Ledger(self.run_dir / LEDGER_FILE)
+        self.file = state.get("file", LEDGER_FILE)
+        self.ledger = Ledger(self.run_dir / self.file)
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         cfg = dict(trial.config or {})
@@ -195,9 +204,9 @@ class LedgerTrial:
                 self.number = e.get("number")
 
 
-def _events(run_dir: Path) -> list[dict[str, Any]]:
+def ledger_events(run_dir: Path, file: str = LEDGER_FILE) -> list[dict[str, Any]]:
     """The ledger's lines in order; a line that does not parse (the one a kill cut short) is skipped."""
-    path = Path(run_dir) / LEDGER_FILE
+    path = Path(run_dir) / file
     if not path.exists():
         return []
     out = []
@@ -211,10 +220,10 @@ def _events(run_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def read_ledger(run_dir: Path) -> dict[str, LedgerTrial]:
+def read_ledger(run_dir: Path, file: str = LEDGER_FILE) -> dict[str, LedgerTrial]:
     """The trials of the ledger in ``run_dir`` by name, in the order they first started ({} without one)."""
     trials: dict[str, LedgerTrial] = {}
-    for e in _events(run_dir):
+    for e in ledger_events(run_dir, file):
         if e.get("trial"):
             trials.setdefault(str(e["trial"]), LedgerTrial(str(e["trial"]))).fold(e)
     return trials
@@ -223,7 +232,7 @@ def read_ledger(run_dir: Path) -> dict[str, LedgerTrial]:
 def search_end(run_dir: Path) -> dict[str, Any] | None:
     """The last ``search`` line: how the search run last ended (MLflow run status, summary metrics and
     tags of its parent run), so ``xstilts sync`` can close a parent the store was down to close."""
-    ends = [e for e in _events(run_dir) if e.get("event") == "search"]
+    ends = [e for e in ledger_events(run_dir) if e.get("event") == "search"]
     return ends[-1] if ends else None
 
 

@@ -49,7 +49,8 @@ from xstilts.trainer.names import REPLAYED, TRIAL_DONE
 from .ledger import LEDGER_FILE, Ledger, LedgerTrial, end_event, read_ledger
 from .searchers import PrunedToOptuna, journal_storage, seed_points
 
-__all__ = ["ResumeError", "Rerun", "ResumePlan", "plan_resume", "trial_status", "mend_files", "settle_study",
+__all__ = ["ResumeError", "Rerun", "ResumePlan", "plan_resume", "plan_rerun", "trial_status", "mend_files",
+           "cut_partial_line", "settle_study",
            "discard_set_aside", "ContinuedOptunaSearch", "SET_ASIDE"]
 
 SET_ASIDE = "resume-"  # prefix of a checkpoint folder a resume set aside for a re-run
@@ -102,7 +103,7 @@ def trial_status(state: TrialState, t: LedgerTrial | None) -> str:
     return "unfinished"
 
 
-def _cut_partial_line(path: Path) -> bool:
+def cut_partial_line(path: Path) -> bool:
     """Drop a last line a kill cut short (no newline at the end); True if one was dropped."""
     if not path.exists() or path.stat().st_size == 0:
         return False
@@ -116,7 +117,7 @@ def _cut_partial_line(path: Path) -> bool:
 
 def mend_files(journal: Path, ledger: Path) -> list[str]:
     """Repair what a killed driver can leave half-written (see the module docstring); what was done."""
-    done = [f"dropped a half-written last line of {p.name}" for p in (journal, ledger) if _cut_partial_line(p)]
+    done = [f"dropped a half-written last line of {p.name}" for p in (journal, ledger) if cut_partial_line(p)]
     lock = journal.with_name(journal.name + ".lock")
     if lock.exists() or lock.is_symlink():
         lock.unlink()
@@ -159,7 +160,7 @@ def plan_resume(spec: SearchSpec, run_dir: Path, journal: Path, study_name: str,
             t = by_number.get(ft.number)
             status = trial_status(ft.state, t)
             if status == "unfinished" or (status == "failed" and retry_failed and t is not None):
-                reruns.append(_rerun(run_dir, ledger, ft.number, t, tell=ft.state == TrialState.RUNNING))
+                reruns.append(plan_rerun(run_dir, ledger, ft.number, t, tell=ft.state == TrialState.RUNNING))
             else:
                 finished[ft.number] = status
                 mended += _settle(study, ledger, spec, ft, t, status)
@@ -221,8 +222,9 @@ def settle_study(spec: SearchSpec, run_dir: Path, journal: Path, study_name: str
     return told
 
 
-def _rerun(run_dir: Path, ledger: Ledger, number: int, t: LedgerTrial | None, tell: bool) -> Rerun:
-    """A trial to run again: from its newest checkpoint that is whole, set aside, with its results so far."""
+def plan_rerun(run_dir: Path, ledger: Ledger, number: int, t: LedgerTrial | None, tell: bool) -> Rerun:
+    """A trial to run again: from its newest checkpoint that is whole, set aside, with its results so far
+    (``run_dir``: the Tune experiment folder its checkpoint paths are relative to; the confirm phase's too)."""
     if t is None:
         return Rerun(number, None, None, tell)
     found = _usable_checkpoint(run_dir, t)

@@ -94,6 +94,7 @@ class SearchOptions:
     resume: str | None = None  # a run name (or its folder) to continue
     retry_failed: bool = False  # with resume: run errored trials again (from their last checkpoint)
     run_name: str | None = None  # fix the run name (default <name>-<timestamp>)
+    confirm: bool = True  # False (--no-confirm): no confirm phase, whatever the space says
     tracking_wait_s: float = 120.0  # at the end: how long to wait for a tracking store that does not answer
 
 
@@ -117,6 +118,8 @@ class SearchOutcome:
     scheduler: str = "asha"  # what stopped trials early (the summary names it)
     tracking_pending: list[str] = field(default_factory=list)  # writes the tracking store never took
     ledger_seconds: float = 0.0  # time the driver spent writing the ledger (what durability costs)
+    recommendation: Any = None  # the confirm phase's Recommendation (None: no confirm phase)
+    confirm_seconds: float = 0.0  # the confirm phase's wall time (this session)
 
 
 class TrialNamer:
@@ -171,12 +174,12 @@ def _make_trainable(spec_json: str, root: str, overrides: dict[str, Any], thread
 
 
 def trial_trainable(resolve: Callable[[dict[str, Any]], TrialConfig], root: str, threads: int,
-                    resumes: dict[int, dict[str, Any]] | None = None) -> Any:
+                    resumes: dict[int, dict[str, Any]] | None = None, resume_key: str = NUMBER) -> Any:
     """The Tune function trainable running ``run_trial(resolve(config))`` (a search's or a study's):
     it reports through ``ray.tune.report`` with its checkpoints and continues from Tune's checkpoint.
     ``resolve`` travels to the trial's worker: keep what it captures small. ``resumes`` (a resumed
-    search): Optuna trial number -> the checkpoint a re-run continues from and the results it
-    reported before it."""
+    search): Optuna trial number (the config's ``resume_key``) -> the checkpoint a re-run continues
+    from and the results it reported before it."""
     resumes = resumes or {}
 
     def xstilts_trial(config: dict[str, Any]) -> None:
@@ -190,7 +193,7 @@ def trial_trainable(resolve: Callable[[dict[str, Any]], TrialConfig], root: str,
         ckpt_in = tune.get_checkpoint()
         # a retried (FailureConfig) or PBT-exploited trial continues from its last checkpoint; a trial a
         # resume runs again, from the one the resume handed it
-        again = None if ckpt_in else resumes.get(int(config.get(NUMBER, -1)))
+        again = None if ckpt_in else resumes.get(int(config.get(resume_key, -1)))
         start = ckpt_in.path if ckpt_in else (again or {}).get("checkpoint")
         runtime = TrialRuntime(home=root, threads=threads, resume_from=start)
         where = {"ray/node_id": ray.get_runtime_context().get_node_id(),
@@ -216,6 +219,8 @@ def apply_options(spec: SearchSpec, opts: SearchOptions) -> SearchSpec:
         v = getattr(opts, k)
         if v is not None:
             s[k] = v
+    if not opts.confirm:
+        s["confirm"] = None
     # re-validate: an override can make the settings inconsistent (e.g. --searcher nsga2 without objectives)
     return SearchSpec.model_validate({**spec.model_dump(), "search": s})
 
@@ -237,6 +242,8 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
        and on resume write into the store what the kill kept from it, ``_reconcile_store``);
     4. build the Tuner (``_build_tuner``: a new one, continuing the study on resume; PBT restores);
     5. fit (``_fit``: the search proper, watching for Ctrl-C, then waiting for the MLflow queue);
+       then the confirm phase, when the space asks for it (``confirm.maybe_confirm``: the best trials
+       trained again on fresh seeds, the recommendation by mean ± SE);
     6. summarise (``_summarise``: counts and best trial from the ledger, PBT export, the parent
        run's summary and status, what the tracking store did not take) into the ``SearchOutcome``.
 
@@ -262,7 +269,12 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
         else:
             tuner = _build_tuner(run, [ledger, callback], opts)
             fitted = _fit(tuner, callback, run.tracking_uri, parent_id)
-        return _summarise(run, parent_id, callback, ledger.ledger, fitted, t0, dashboard_url)
+        _close_stopped(run, fitted, ledger.ledger)
+        from .confirm import maybe_confirm
+
+        confirmed = maybe_confirm(run, parent_id, fitted.stopped_by_signal, opts.confirm, opts.retry_failed,
+                                  opts.verbose, opts.tracking_wait_s)
+        return _summarise(run, parent_id, callback, ledger.ledger, fitted, t0, dashboard_url, confirmed)
     finally:
         if started_ray:
             import ray
@@ -494,17 +506,19 @@ def _close_stopped(run: SearchRun, fitted: _Fitted, ledger: Ledger) -> None:
 
 
 def _summarise(run: SearchRun, parent_id: str, callback: MLflowTrialsCallback, ledger: Ledger, fitted: _Fitted,
-               t0: float, dashboard_url: str | None) -> SearchOutcome:
+               t0: float, dashboard_url: str | None, confirmed: Any = None) -> SearchOutcome:
     """Count the trials and find the best (from the ledger: the whole search, every session), export
     PBT's winning schedule, log the parent run's summary (leaderboard and plots unless interrupted)
-    and close it, record how the search ended in the ledger: the search's outcome."""
+    and close it with the confirm phase's recommendation, record how the search ended in the ledger:
+    the search's outcome."""
+    from .confirm import parent_record
+
     s = run.spec.search
-    _close_stopped(run, fitted, ledger)
     discard_set_aside(run.run_dir)
     count = tally(read_ledger(run.run_dir), s.metric, s.mode)
-    interrupted = count.counts["unfinished"] > 0 or fitted.stopped_by_signal
+    interrupted = count.counts["unfinished"] > 0 or fitted.stopped_by_signal or bool(confirmed and confirmed.interrupted)
     best_config = dict(count.best.config) if count.best else None
-    best_metrics = {**count.best.final, "trial_id": count.best.trial_id} if count.best else None
+    best_metrics = {**count.best.final, "trial_id": count.best.trial_id, "trial": count.best.name} if count.best else None
     summary: dict[str, float] = {f"trials/{k}": v for k, v in count.counts.items()}
     tags = {"xstilts.status": "interrupted" if interrupted else "finished", "ray.nodes_used": str(len(count.nodes))}
     if callback.write_errors:
@@ -519,6 +533,9 @@ def _summarise(run: SearchRun, parent_id: str, callback: MLflowTrialsCallback, l
         if path:
             tags["pbt_schedule"] = str(path)
             print(f"[xstilts] PBT winning lineage as a stages schedule: {path}  (xstilts train {path})", flush=True)
+    confirm_metrics, confirm_tags = parent_record(confirmed)
+    summary.update(confirm_metrics)
+    tags.update(confirm_tags)
     seconds = time.perf_counter() - t0
     summary["search/seconds"] = seconds
     summary["search/fit_seconds"] = fitted.seconds
@@ -527,7 +544,7 @@ def _summarise(run: SearchRun, parent_id: str, callback: MLflowTrialsCallback, l
                    "ledger_seconds": round(ledger.seconds, 4), "ledger_lines": ledger.lines}, durable=True)
     ledger.close()
     t_sum = time.perf_counter()
-    pending = callback.pending()
+    pending = callback.pending() + (confirmed.pending if confirmed else [])
     if not interrupted and not pending:
         from xstilts.dashboards.summary import log_search_summary  # leaderboard + plots; never raises
 
@@ -536,11 +553,13 @@ def _summarise(run: SearchRun, parent_id: str, callback: MLflowTrialsCallback, l
     if pending or not _close_parent(run.tracking_uri, parent_id, summary, tags, status):
         _say_what_is_missing(run, pending)
     if interrupted:
-        print(f"[xstilts] search interrupted with {count.counts['unfinished']} trial(s) unfinished; continue it "
+        what = f"{count.counts['unfinished']} trial(s)" if count.counts["unfinished"] else "its confirm phase"
+        print(f"[xstilts] search interrupted with {what} unfinished; continue it "
               f"with:  xstilts search --resume {run.run_name}", flush=True)
     return SearchOutcome(run.run_name, run.experiment, parent_id, run.tracking_uri, str(run.run_dir), best_config,
                          best_metrics, count.counts, seconds, dashboard_url, interrupted, s.metric, count.nodes,
-                         fitted.seconds, summary_seconds, s.scheduler, pending, ledger.seconds)
+                         fitted.seconds, summary_seconds, s.scheduler, pending, ledger.seconds,
+                         confirmed.recommendation if confirmed else None, confirmed.seconds if confirmed else 0.0)
 
 
 def _say_what_is_missing(run: SearchRun, pending: list[str]) -> None:

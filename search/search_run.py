@@ -108,6 +108,7 @@ def start_parent_run(run: SearchRun, nodes: int, write_state: bool = True) -> st
         "max_failures": s.max_failures, "metric": s.metric, "mode": s.mode, "seed": s.seed,
         "ray_results": str(run.run_dir), "ray_nodes": nodes,
         **({"objectives": ",".join(f"{k}:{v}" for k, v in s.objectives.items())} if s.objectives else {}),
+        **({"confirm.top_k": s.confirm.top_k, "confirm.seeds": s.confirm.seeds} if s.confirm else {}),
         **{f"trial.{k}": v for k, v in {**spec.trial, **run.overrides}.items()},
     }
     parent_id = start_search_run(run.tracking_uri, run.experiment, run.run_name, parent_params)

@@ -14,7 +14,8 @@ came in) cannot be replayed. A parent run that is missing (a store the search ne
 made from the run's state file; one left open after its search ended (the store was down at the
 end) is closed with the summary the ledger recorded.
 
-Used by ``xstilts sync``, by a resumed search before its Tuner starts (trials that ended while the
+The confirm phase's trials (its own ledger, ``confirm``) are synced the same way, their children made
+with the confirm tags. Used by ``xstilts sync``, by a resumed search before its Tuner starts (trials that ended while the
 store or the driver was down get their results and status), and by ``bench faults``, which counts
 the writes lost (``gaps`` only, nothing written).
 """
@@ -83,6 +84,11 @@ class SyncReport:
     parent: str = ""  # what was done to the parent run ("" nothing, "created", "closed")
     run_name: str = ""  # the search run synced (xstilts sync)
     tracking_uri: str = ""  # into this store
+
+    def add(self, other: SyncReport) -> None:
+        """Count ``other``'s writes in this report too (the confirm phase's trials beside the search's)."""
+        for k in ("trials", "children", "params", "metrics", "artifacts", "statuses"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
 
     @property
     def wrote(self) -> int:
@@ -167,8 +173,10 @@ def gaps(tracking_uri: str, experiment_id: str, parent_id: str, trials: dict[str
 
 
 def sync_trials(tracking_uri: str, experiment_id: str, parent_id: str, trials: dict[str, LedgerTrial],
-                params_fn: ParamsFn, artifacts: bool = True) -> SyncReport:
-    """Write what the store lacks of each trial (see the module docstring)."""
+                params_fn: ParamsFn, artifacts: bool = True,
+                tags_fn: Callable[[dict[str, Any]], Mapping[str, str]] | None = None) -> SyncReport:
+    """Write what the store lacks of each trial (see the module docstring); a child made here gets the
+    tags ``tags_fn`` gives for its config (the confirm phase's: its phase, candidate and seed)."""
     client = MlflowClient(tracking_uri)
     report = SyncReport()
     for gap in gaps(tracking_uri, experiment_id, parent_id, trials, params_fn, artifacts):
@@ -176,7 +184,8 @@ def sync_trials(tracking_uri: str, experiment_id: str, parent_id: str, trials: d
         t = gap.trial
         run_id = gap.run_id
         if run_id is None:
-            run_id = create_child(client, experiment_id, parent_id, t.name, t.trial_id, t.number)
+            run_id = create_child(client, experiment_id, parent_id, t.name, t.trial_id, t.number,
+                                  tags_fn(dict(t.config)) if tags_fn else None)
             report.children += 1
         if gap.params or any(a in START_ARTIFACTS for a in gap.artifacts):
             start_records(client, run_id, t.name, t.config, _params(params_fn, t), artifacts,
@@ -209,6 +218,9 @@ def sync_search_run(name: str, storage: str | None = None, tracking_uri: str | N
     trials = trials_of_run(run.run_dir)
     spec, overrides = run.spec, run.overrides
     done = sync_trials(run.tracking_uri, exp_id, parent_id, trials, lambda cfg: trial_params(spec, cfg, overrides))
+    from .confirm import sync_confirm  # here: confirm imports this module
+
+    done.add(sync_confirm(run, parent_id))
     done.parent, done.run_name, done.tracking_uri = report.parent, run.run_name, run.tracking_uri
     end = search_end(run.run_dir)
     parent = client.get_run(parent_id)

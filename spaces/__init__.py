@@ -34,6 +34,7 @@ from .sampling import (
 from .spec import (
     AshaSettings,
     CategoricalParam,
+    ConfirmSettings,
     FloatParam,
     IntParam,
     Param,
@@ -47,7 +48,7 @@ from .study import StudyError, StudySpec, load_study, resolve_arm
 
 __all__ = [
     # the space and its parts (spec.py)
-    "SearchSpec", "SearchSettings", "AshaSettings", "PbtSettings", "Param", "FloatParam", "IntParam",
+    "SearchSpec", "SearchSettings", "AshaSettings", "PbtSettings", "ConfirmSettings", "Param", "FloatParam", "IntParam",
     "CategoricalParam", "SubsetParam", "SimplexParam",
     # loading (loading.py)
     "SpaceError", "load_space", "check_space", "default_space_path", "XTREME_LANGUAGES",

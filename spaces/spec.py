@@ -10,6 +10,7 @@ the key path; every error is raised by ``load_space``, before Ray starts)::
       trials, max_concurrent, cpus_per_trial, gpus_per_trial, time_budget_s, max_failures,
       metric, mode, objectives: {METRIC: max|min, ...}   # several objectives (nsga2, tpe, random)
       seed, asha: {grace_period, reduction_factor}, pbt: {perturbation_interval, quantile_fraction, ...}
+      confirm: {top_k, seeds}      # after the search: retrain the top_k on fresh seeds (``ConfirmSettings``)
     trial:  {...}                  # fixed TrialConfig fields (see xstilts.trainer.config)
     parameters:                    # the searched dimensions, sampled in this order
       NAME: {type: float, low, high, log?, grid?, when?}
@@ -43,7 +44,7 @@ from xstilts.trainer.names import OBJECTIVE
 from xstilts.trainer.tasks import INTERMEDIATE_TASKS
 
 __all__ = ["FloatParam", "IntParam", "CategoricalParam", "SubsetParam", "SimplexParam", "Param",
-           "AshaSettings", "PbtSettings", "SearchSettings", "SearchSpec"]
+           "AshaSettings", "PbtSettings", "ConfirmSettings", "SearchSettings", "SearchSpec"]
 
 
 def _intermediate_tasks() -> list[str]:
@@ -185,6 +186,18 @@ class PbtSettings(BaseModel):
     mutate: list[str] = Field(default_factory=lambda: ["ratios", "multilingual_share"], min_length=1)
 
 
+class ConfirmSettings(BaseModel):
+    """The confirm phase: when the search ends, its ``top_k`` completed trials (by the objective) are
+    trained again on ``seeds`` training seeds none of its trials used, and the search recommends the
+    one with the best mean over those seeds (reported as mean ± SE). A search's own best is one
+    seed's score, picked as the maximum of many noisy ones: it overstates what its configuration
+    gives. Costs ``top_k × seeds`` more trials. Absent (or ``--no-confirm``): no confirm phase."""
+
+    model_config = ConfigDict(extra="forbid")
+    top_k: int = Field(2, ge=1)  # how many of the best completed trials are trained again
+    seeds: int = Field(3, ge=2)  # fresh training seeds per candidate (at least 2, for an SE)
+
+
 class SearchSettings(BaseModel):
     """How a space is searched; the CLI may override the budget fields."""
 
@@ -204,6 +217,7 @@ class SearchSettings(BaseModel):
     seed: int = 0
     asha: AshaSettings = Field(default_factory=AshaSettings)
     pbt: PbtSettings = Field(default_factory=PbtSettings)
+    confirm: ConfirmSettings | None = None  # retrain the best trials on fresh seeds at the end (None: off)
 
     @model_validator(mode="after")
     def _objectives(self) -> SearchSettings:

@@ -1,7 +1,8 @@
-"""End to end: a real 2-trial search (Ray Tune + Optuna + ASHA + DeepSpeed on the tiny model),
-then what a person looks at — trial artifacts and the parent summary read back from MLflow,
-``xstilts report`` / ``xstilts status`` as commands, and the MLflow UI in a real browser
-(Debian's chromium driven by Playwright; no browser download).
+"""End to end: a real 2-trial search (Ray Tune + Optuna + ASHA + DeepSpeed on the tiny model) with
+its confirm phase (the best trial again on 2 fresh seeds), then what a person looks at — trial
+artifacts, the parent summary and the recommendation read back from MLflow, ``xstilts report`` /
+``xstilts status`` as commands, and the MLflow UI in a real browser (Debian's chromium driven by
+Playwright; no browser download).
 
 Opt-in: when ``XSTILTS_DOCS_SCREENSHOTS`` names a folder, the browser test also saves there
 ``mlflow-runs-table.png``, the picture of the runs table in the README (``docs/img``)."""
@@ -42,8 +43,9 @@ class RealSearch:
     run_name: str
     experiment_id: str
     parent_id: str
-    children: list  # mlflow Run objects
+    children: list  # mlflow Run objects: the search's trials
     stdout: str
+    confirm: list  # mlflow Run objects: the confirm phase's trials (tag xstilts.phase=confirm)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,7 @@ def real_search(tiny_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Re
     raw = yaml.safe_load(default_space_path().read_text())
     raw["name"] = "dash"
     raw["trial"].update({"tiny": TEST_TINY, **TEST_FIDELITY})
+    raw["search"]["confirm"] = {"top_k": 1, "seeds": 2}
     space = tmp / "dash.yaml"
     space.write_text(yaml.safe_dump(raw))
     uri = f"sqlite:///{tmp / 'track.db'}"
@@ -64,8 +67,10 @@ def real_search(tiny_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Re
     parent = client.search_runs([exp.experiment_id], filter_string="tags.`xstilts.kind` = 'search'")[0]
     children = client.search_runs([exp.experiment_id],
                                   filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    search = [c for c in children if c.data.tags.get("xstilts.phase") != "confirm"]
+    confirm = [c for c in children if c.data.tags.get("xstilts.phase") == "confirm"]
     return RealSearch(uri, tiny_home, parent.data.tags["xstilts.search"], exp.experiment_id, parent.info.run_id,
-                      children, r.stdout)
+                      search, r.stdout, confirm)
 
 
 def test_trials_have_artifacts_system_metrics_and_the_parent_a_summary(real_search: RealSearch,
@@ -101,6 +106,53 @@ def test_trials_have_artifacts_system_metrics_and_the_parent_a_summary(real_sear
     assert [f.path for f in client.list_artifacts(s.parent_id, "optuna")] == [f"optuna/{s.run_name}.journal"]
 
 
+def test_the_confirm_phase_retrains_the_best_trial_on_fresh_seeds_and_recommends_it(real_search: RealSearch,
+                                                                                     tmp_path: Path) -> None:
+    """The confirm phase read back from the store: one child per fresh seed under the same parent, tagged
+    with its phase, candidate and seed; the parent's recommended/<metric> is their mean ± SE, confirm.json
+    has every seed's score; the console labels the recommendation and the raw best."""
+    import json
+    import math
+    import statistics
+
+    from xstilts.search.ledger import CONFIRM_LEDGER, read_ledger
+
+    s = real_search
+    client = MlflowClient(s.uri)
+    completed = [c for c in s.children if c.data.tags["xstilts.status"] == "completed"]
+    best = max(completed, key=lambda c: c.data.metrics["zero_shot/avg"])
+    assert len(s.confirm) == 2
+    seeds = sorted(int(c.data.tags["xstilts.seed"]) for c in s.confirm)
+    assert seeds[0] >= 1 and len(set(seeds)) == 2  # fresh: the search's trials trained with seed 0
+    for c in s.confirm:
+        tags, params = c.data.tags, c.data.params
+        assert tags["xstilts.confirm_of"] == best.info.run_name and tags["xstilts.status"] == "completed"
+        assert c.info.run_name == f"{best.info.run_name}-confirm-s{tags['xstilts.seed']}"
+        assert params["seed"] == tags["xstilts.seed"] and params["confirm_of"] == best.info.run_name
+        for key in ("schedule", "learning_rate", "intermediate_tasks", "target_steps"):  # the candidate's config
+            assert params[key] == best.data.params[key], key
+        assert 0.0 <= c.data.metrics["zero_shot/avg"] <= 1.0
+    values = [c.data.metrics["zero_shot/avg"] for c in s.confirm]
+    parent = client.get_run(s.parent_id)
+    m = parent.data.metrics
+    assert m["recommended/zero_shot/avg"] == pytest.approx(statistics.fmean(values), abs=1e-9)
+    assert m["recommended/zero_shot/avg_se"] == pytest.approx(statistics.stdev(values) / math.sqrt(2), abs=1e-9)
+    assert m["recommended/seeds"] == 2 and m["confirm/failed"] == 0 and m["confirm/seconds"] > 0
+    assert parent.data.tags["xstilts.recommended_trial"] == best.info.run_name
+    assert parent.data.params["confirm.top_k"] == "1" and parent.data.params["confirm.seeds"] == "2"
+    doc = json.loads(Path(client.download_artifacts(s.parent_id, "confirm/confirm.json", str(tmp_path))).read_text())
+    assert doc["recommended"]["trial"] == best.info.run_name and doc["seeds"] == seeds
+    (cand,) = doc["candidates"]
+    assert cand["search_value"] == pytest.approx(best.data.metrics["zero_shot/avg"])
+    assert sorted(x["value"] for x in cand["seeds"]) == pytest.approx(sorted(values))
+    # the confirm ledger: each confirm trial started once; the console's summary
+    ledger = read_ledger(s.home / "ray" / s.run_name, CONFIRM_LEDGER)
+    assert sorted(ledger) == sorted(c.info.run_name for c in s.confirm)
+    assert all(t.starts == 1 and t.status == "completed" for t in ledger.values())
+    assert f"recommended: {best.info.run_name}  zero_shot/avg {m['recommended/zero_shot/avg']:.4f} ± " in s.stdout
+    assert "raw best of the search (one training seed, likely lucky): t000" in s.stdout
+
+
 def test_report_and_status_commands(real_search: RealSearch, tmp_path: Path) -> None:
     s = real_search
     out = tmp_path / "report.html"
@@ -111,8 +163,9 @@ def test_report_and_status_commands(real_search: RealSearch, tmp_path: Path) -> 
     assert "<script" not in text and not re.search(r"""(src|href)=["']?(https?:)?//""", text)
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert len(images) >= 4 and all(base64.b64decode(i).startswith(PNG) for i in images)
-    for c in s.children:
+    for c in s.children + s.confirm:
         assert c.info.run_name in text
+    assert "Recommendation (confirmed on fresh seeds)" in text and "Best trial (raw: one training seed)" in text
     assert [f.path for f in MlflowClient(s.uri).list_artifacts(s.parent_id, "report")] == ["report/report.html"]
 
     r = run_cli(["status", "dash", "--tracking-uri", s.uri], s.home)  # by experiment name: its latest search
@@ -120,6 +173,8 @@ def test_report_and_status_commands(real_search: RealSearch, tmp_path: Path) -> 
     assert f"search {s.run_name} (experiment 'dash'): finished" in r.stdout
     assert re.search(r"trials: 0 running, \d completed, \d pruned, 0 failed \(2 of 2 planned\)", r.stdout)
     assert "best so far: zero_shot/avg = 0." in r.stdout
+    assert "confirm: 2 of 2 retrainings of the top 1 on fresh seeds completed, 0 running, 0 failed" in r.stdout
+    assert re.search(r"recommended: t000\d\S* +zero_shot/avg 0\.\d{4} ± 0\.\d{4} over 2 fresh seeds", r.stdout)
     r = run_cli(["status", "nothing-like-this", "--tracking-uri", s.uri], s.home)
     assert r.returncode == 1 and "no search run or experiment named" in r.stderr
 

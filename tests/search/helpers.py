@@ -23,10 +23,13 @@ FAST = {"intermediate_steps": 20, "target_steps": 40, "eval_every": 20, "batch_s
 
 def write_space(tmp_path: Path, name: str, trial: dict[str, Any] | None = None,
                 search: dict[str, Any] | None = None, points: bool = True) -> Path:
+    """The default space with these changes, at the fast fidelity; no confirm phase unless ``search``
+    gives one."""
     from xstilts.spaces import default_space_path
 
     raw = yaml.safe_load(default_space_path().read_text())
     raw["name"] = name
+    raw["search"].pop("confirm", None)
     raw["search"].update(search or {})
     raw["trial"].update({"tiny": TEST_TINY, **FAST, **(trial or {})})
     if not points:

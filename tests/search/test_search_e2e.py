@@ -20,6 +20,7 @@ def _space(tmp_path: Path, name: str, trial: dict, trials: int = 2) -> Path:
     raw = yaml.safe_load(default_space_path().read_text())
     raw["name"] = name
     raw["search"]["trials"] = trials
+    raw["search"].pop("confirm", None)  # the search phase alone (tests/dashboards runs a confirm phase)
     raw["trial"].update({"tiny": TEST_TINY, **TEST_FIDELITY, **trial})
     p = tmp_path / f"{name}.yaml"
     p.write_text(yaml.safe_dump(raw))
