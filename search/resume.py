@@ -48,6 +48,7 @@ from xstilts.trainer.names import REPLAYED, TRIAL_DONE
 
 from .ledger import LEDGER_FILE, Ledger, LedgerTrial, end_event, read_ledger
 from .searchers import PrunedToOptuna, journal_storage, seed_points
+from .subset_prior import encoding_clash
 
 __all__ = ["ResumeError", "Rerun", "ResumePlan", "plan_resume", "trial_status", "mend_files", "settle_study",
            "discard_set_aside", "ContinuedOptunaSearch", "SET_ASIDE"]
@@ -148,6 +149,9 @@ def plan_resume(spec: SearchSpec, run_dir: Path, journal: Path, study_name: str,
             raise ResumeError(f"{len(trials)} trial(s) ran, but the Optuna journal {journal} holds no study "
                               f"{study_name!r}; restore the journal, or start the search again")
         return ResumePlan(spec.n_trials(), {}, [], mended, 0)  # nothing ran: the search starts over here
+    clash = encoding_clash(spec, study.get_trials(deepcopy=False))
+    if clash:
+        raise ResumeError(f"the search in {run_dir} cannot be resumed: {clash}")
     by_number = {t.number: t for t in trials.values() if t.number is not None}
     ledger = Ledger(run_dir / LEDGER_FILE)
     finished: dict[int, str] = {}
