@@ -24,6 +24,9 @@ A finished trial that Optuna still holds RUNNING is told now; a ledger without i
 ``--retry-failed`` runs failed trials again too; their Optuna trial stays FAIL (Optuna cannot reopen
 a finished trial), as ``Tuner.restore`` left it.
 
+A study whose trials hold the task subset as one categorical (the encoding before per-task flags,
+``subset_prior.encoding_clash``) is refused: the two encodings cannot share one sampler's model.
+
 Before planning, ``mend_files`` repairs what a kill can leave half-written: the journal's and the
 ledger's last line (cut short: removed, or Optuna would fail on the next line appended after it) and
 the journal's lock file (its holder is dead). A re-run's checkpoint is set aside as

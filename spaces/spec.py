@@ -20,8 +20,9 @@ the key path; every error is raised by ``load_space``, before Ray starts)::
     points_to_evaluate:            # optional seed configurations, tried first (in this order)
       - {intermediate_tasks: mnli+sst2, ratios: {mnli: 0.7, sst2: 0.3}, schedule: sequential}
 
-Parameters are sampled in file order, except that one naming another (``when``, ``over``)
-comes after it. ``when: {OTHER: value}`` (or ``{OTHER: [v1, v2]}``) makes a parameter present
+A subset is searched as one flag ``tasks.<t>`` per member (``always`` members excepted) and written
+``"a+b"`` everywhere else (``xstilts.spaces.sampling``). Parameters are sampled in file order, except
+that one naming another (``when``, ``over``) comes after it. ``when: {OTHER: value}`` (or ``{OTHER: [v1, v2]}``) makes a parameter present
 only when a categorical parameter has that value (Optuna's conditional, define-by-run spaces).
 
 Non-subset parameter names must be ``TrialConfig`` fields. Task names are checked against the
