@@ -24,6 +24,9 @@ A finished trial that Optuna still holds RUNNING is told now; a ledger without i
 ``--retry-failed`` runs failed trials again too; their Optuna trial stays FAIL (Optuna cannot reopen
 a finished trial), as ``Tuner.restore`` left it.
 
+A study whose trials hold the task subset as one categorical (the encoding before per-task flags,
+``subset_prior.encoding_clash``) is refused: the two encodings cannot share one sampler's model.
+
 Before planning, ``mend_files`` repairs what a kill can leave half-written: the journal's and the
 ledger's last line (cut short: removed, or Optuna would fail on the next line appended after it) and
 the journal's lock file (its holder is dead). A re-run's checkpoint is set aside as
@@ -48,6 +51,7 @@ from xstilts.trainer.names import REPLAYED, TRIAL_DONE
 
 from .ledger import LEDGER_FILE, Ledger, LedgerTrial, end_event, read_ledger
 from .searchers import PrunedToOptuna, journal_storage, seed_points
+from .subset_prior import encoding_clash
 
 __all__ = ["ResumeError", "Rerun", "ResumePlan", "plan_resume", "plan_rerun", "trial_status", "mend_files",
            "cut_partial_line", "settle_study",
@@ -149,6 +153,9 @@ def plan_resume(spec: SearchSpec, run_dir: Path, journal: Path, study_name: str,
             raise ResumeError(f"{len(trials)} trial(s) ran, but the Optuna journal {journal} holds no study "
                               f"{study_name!r}; restore the journal, or start the search again")
         return ResumePlan(spec.n_trials(), {}, [], mended, 0)  # nothing ran: the search starts over here
+    clash = encoding_clash(spec, study.get_trials(deepcopy=False))
+    if clash:
+        raise ResumeError(f"the search in {run_dir} cannot be resumed: {clash}")
     by_number = {t.number: t for t in trials.values() if t.number is not None}
     ledger = Ledger(run_dir / LEDGER_FILE)
     finished: dict[int, str] = {}

@@ -24,6 +24,10 @@ the logged parameters behave the same whichever sampler proposes the trials:
             the prior draw with the highest predicted score + spread. Single objective.
 ==========  ==========================================================================
 
+Every sampler is wrapped in ``subset_prior.SubsetPrior`` when the space has a task subset: the
+subset is one flag ``tasks.<t>`` per task (``spaces.sampling``), and the wrapper keeps random draws
+uniform over the allowed subsets and a model's proposals inside ``min_size``/``max_size``.
+
 Seed configurations (``points_to_evaluate`` in the space file) are enqueued first for every
 searcher. A trial that ended without its final report (``trial_done``: stopped by ASHA or by the
 time budget) reaches the study as PRUNED, its intermediate values (one per report) kept, so the
@@ -46,6 +50,7 @@ from xstilts.spaces import (
     define_by_run,
     grid_points,
     optuna_points,
+    point_to_optuna,
     sample_random,
     with_constants,
 )
@@ -152,7 +157,7 @@ def seed_points(spec: SearchSpec) -> list[dict[str, Any]]:
     """What the study tries first, in Optuna's param names: the seed points, then (grid) every grid point."""
     points = optuna_points(spec)
     if spec.search.searcher == "grid":
-        points += grid_points(spec)
+        points += [point_to_optuna(spec, g) for g in grid_points(spec)]
     return points
 
 
@@ -163,12 +168,14 @@ def make_search_alg(spec: SearchSpec, study_name: str, journal: Path, reruns: li
     With ``reruns`` (a resumed search, ``resume.Rerun``): a ``ContinuedOptunaSearch`` that hands
     those out first; the seed points are in the study already (``plan_resume`` enqueues any a kill
     kept out), so they are not enqueued twice."""
+    from .subset_prior import with_subset_prior
+
     metrics, modes = spec.search.objective_list()
     common: dict[str, Any] = dict(
         space=define_by_run(spec),
         metric=metrics if len(metrics) > 1 else metrics[0],
         mode=modes if len(modes) > 1 else modes[0],
-        sampler=make_sampler(spec, seed),
+        sampler=with_subset_prior(spec, make_sampler(spec, seed), seed),
         study_name=study_name,
         storage=journal_storage(journal),
     )

@@ -70,7 +70,7 @@ def check_space(spec: SearchSpec, where: str) -> None:
         raise SpaceError(format_validation_error(e, f"{where} (trial)")) from None
     points = [sample_random(spec, seed) for seed in range(8)]
     if spec.search.searcher == "grid":
-        points += [with_constants(spec, g) for g in grid_points(spec)]
+        points += [with_constants(spec, point_to_optuna(spec, g)) for g in grid_points(spec)]
     points += [with_constants(spec, q) for q in optuna_points(spec)]
     for cfg in points:
         try:

@@ -21,8 +21,9 @@ the key path; every error is raised by ``load_space``, before Ray starts)::
     points_to_evaluate:            # optional seed configurations, tried first (in this order)
       - {intermediate_tasks: mnli+sst2, ratios: {mnli: 0.7, sst2: 0.3}, schedule: sequential}
 
-Parameters are sampled in file order, except that one naming another (``when``, ``over``)
-comes after it. ``when: {OTHER: value}`` (or ``{OTHER: [v1, v2]}``) makes a parameter present
+A subset is searched as one flag ``tasks.<t>`` per member (``always`` members excepted) and written
+``"a+b"`` everywhere else (``xstilts.spaces.sampling``). Parameters are sampled in file order, except
+that one naming another (``when``, ``over``) comes after it. ``when: {OTHER: value}`` (or ``{OTHER: [v1, v2]}``) makes a parameter present
 only when a categorical parameter has that value (Optuna's conditional, define-by-run spaces).
 
 Non-subset parameter names must be ``TrialConfig`` fields. Task names are checked against the
@@ -34,6 +35,8 @@ where the space can be sampled.
 from __future__ import annotations
 
 import itertools
+import math
+import random
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -133,16 +136,46 @@ class SubsetParam(_Param):
             raise ValueError("the subset allows no choice at all (empty subset)")
         return self
 
-    def choices(self) -> list[str]:
+    def allowed_sizes(self) -> list[int]:
+        """The sizes a chosen subset may have, ascending (0: ``"none"``, no intermediate training)."""
         hi = len(self.members) if self.max_size is None else self.max_size
-        out = []
-        for k in sorted(set(self.sizes)) if self.sizes is not None else range(max(self.min_size, 1), hi + 1):
-            for combo in itertools.combinations(self.members, k):
-                if set(self.always) <= set(combo):
-                    out.append("+".join(combo))
-        if self.min_size == 0 and not self.always and self.sizes is None:
-            out.insert(0, "none")
-        return out
+        sizes = sorted(set(self.sizes)) if self.sizes is not None else range(self.min_size, hi + 1)
+        return [k for k in sizes if k >= len(self.always)]
+
+    def free(self) -> list[str]:
+        """The members the searcher decides on, one flag ``tasks.<t>`` each: all but ``always``."""
+        return [m for m in self.members if m not in self.always]
+
+    def choices(self) -> list[str]:
+        """Every allowed subset, written ``"a+b"`` (members in file order; ``"none"`` first)."""
+        free = self.free()
+        return [codec.subset_value(m for m in self.members if m in self.always or m in combo)
+                for k in self.allowed_sizes() for combo in itertools.combinations(free, k - len(self.always))]
+
+    def draw(self, rng: random.Random) -> list[str]:
+        """A subset drawn uniformly from the allowed ones (not one coin per task, which would favour
+        subsets of half the members): its size k with weight C(free, k − |always|), then k members."""
+        free, n_always = self.free(), len(self.always)
+        sizes = self.allowed_sizes()
+        k = rng.choices(sizes, weights=[math.comb(len(free), s - n_always) for s in sizes])[0]
+        picked = set(rng.sample(free, k - n_always))
+        return [m for m in self.members if m in self.always or m in picked]
+
+    def repaired(self, chosen: list[str], rng: random.Random) -> list[str]:
+        """The allowed subset nearest ``chosen`` (plus ``always``): unchanged when allowed, else the
+        fewest members added or dropped to reach the nearest allowed size, which ones drawn by ``rng``
+        (a flag vector that breaks ``min_size``/``max_size``; see ``sampling._suggest_subset``)."""
+        have = set(chosen) | set(self.always)
+        sizes = self.allowed_sizes()
+        if len(have) not in sizes:
+            gap = min(abs(k - len(have)) for k in sizes)
+            k = rng.choice([s for s in sizes if abs(s - len(have)) == gap])
+            if k > len(have):
+                have |= set(rng.sample([m for m in self.members if m not in have], k - len(have)))
+            else:
+                have -= set(rng.sample([m for m in self.members if m in have and m not in self.always],
+                                       len(have) - k))
+        return [m for m in self.members if m in have]
 
     def canonical(self, value: Any) -> str:
         """A subset written as ``"a+b"``, ``[a, b]`` or ``"none"`` → the choice string."""

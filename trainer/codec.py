@@ -4,7 +4,8 @@ A searcher, Ray Tune and MLflow see a trial as a flat mapping of scalars; a ``Tr
 holds the intermediate mixture as one mapping ``intermediate: {task: rate}``. This module is
 the only place that reads or writes the flat keys of that mixture::
 
-    tasks.<task>    1 if the task takes part, else 0        (one per candidate task)
+    tasks.<task>    1 if the task takes part, else 0        (one per candidate task; the searcher
+                    suggests it, a categorical over FLAG_CHOICES, for each task not always in)
     ratio.<task>    its rate, normalised over the chosen tasks (0 when not chosen)
     _u.<simplex>.<task>   a raw simplex coordinate u ~ U(0, 1) as the searcher samples it
     trial_number    the Optuna trial number (names the trial; stable across resumes)
@@ -26,8 +27,8 @@ from typing import Any
 __all__ = [
     "TASK_FLAG", "RATIO", "RAW", "NUMBER", "NO_TASK", "subset_value", "subset_members", "normalised",
     "encode_mixture", "decode_mixture", "chosen_tasks", "candidate_tasks", "rates_from_uniforms",
-    "uniforms_from_rates", "raw_key", "is_bookkeeping", "without_raw", "renormalised", "trial_fields",
-    "mixture_text",
+    "uniforms_from_rates", "flag_key", "FLAG_CHOICES", "raw_key", "is_bookkeeping", "without_raw", "renormalised",
+    "trial_fields", "mixture_text",
 ]
 
 TASK_FLAG = "tasks."
@@ -36,6 +37,7 @@ RAW = "_u."
 NUMBER = "trial_number"
 NO_TASK = "none"
 _FALSE = ("0", "0.0", "false", "False", "")
+FLAG_CHOICES = (0, 1)  # a task flag as the searcher suggests it (a categorical: out / in)
 
 
 def subset_value(tasks: Iterable[str]) -> str:
@@ -100,6 +102,11 @@ def _flagged_rates(flat: Mapping[str, Any]) -> dict[str, float]:
 def chosen_tasks(flat: Mapping[str, Any]) -> list[str]:
     """The tasks flagged ``tasks.<t>`` = 1, in key order."""
     return [k[len(TASK_FLAG):] for k, v in flat.items() if k.startswith(TASK_FLAG) and str(v) not in _FALSE]
+
+
+def flag_key(task: str) -> str:
+    """``tasks.<task>``: whether the task takes part (the searcher's own dimension for it)."""
+    return f"{TASK_FLAG}{task}"
 
 
 def raw_key(simplex: str, task: str) -> str:

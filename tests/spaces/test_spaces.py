@@ -202,7 +202,9 @@ def test_seed_points_decode_to_exactly_the_given_rates() -> None:
 
     spec = load_space(Path(__file__).resolve().parents[2] / "spaces" / "interleave.yaml")
     pts = optuna_points(spec)
-    assert len(pts) == 3 and pts[0]["intermediate_tasks"] == "mnli+squad"
+    assert len(pts) == 3 and "intermediate_tasks" not in pts[0]  # the subset "mnli+squad" as one flag per task
+    assert {k: v for k, v in pts[0].items() if k.startswith("tasks.")} == {
+        "tasks.mnli": 1, "tasks.qqp": 0, "tasks.squad": 1, "tasks.sst2": 0}
     cfg = with_constants(spec, pts[1])
     assert cfg["ratio.mnli"] == pytest.approx(0.5) and cfg["ratio.squad"] == pytest.approx(0.5)
     assert cfg["ratio.qqp"] == 0 and cfg["multilingual_share"] == 0.3
