@@ -21,7 +21,7 @@ from optuna.trial import TrialState, create_trial
 
 from xstilts.search.mixlaw import Features, MixlawSampler, observations
 from xstilts.search.searchers import journal_storage, make_sampler
-from xstilts.spaces import SearchSpec, define_by_run, load_space, to_trial_config, with_constants
+from xstilts.spaces import SearchSpec, define_by_run, load_space, point_to_optuna, to_trial_config, with_constants
 
 SPACES = Path(__file__).resolve().parents[2] / "spaces"
 
@@ -120,11 +120,12 @@ def test_proposals_respect_sizes_always_and_when() -> None:
 def test_an_enqueued_value_is_kept_and_the_rest_proposed_around_it() -> None:
     spec = _mixtures()
     study, _ = _search(spec, _small(spec), trials=4, seed=1)
-    study.enqueue_trial({"schedule": "annealed", "intermediate_tasks": "anli+qqp"})
+    study.enqueue_trial(point_to_optuna(spec, {"schedule": "annealed", "intermediate_tasks": "anli+qqp"}))
     trial = study.ask()
     fn = define_by_run(spec)
     fn(trial)
-    assert trial.params["schedule"] == "annealed" and trial.params["intermediate_tasks"] == "anli+qqp"
+    config = with_constants(spec, trial.params)
+    assert trial.params["schedule"] == "annealed" and config["intermediate_tasks"] == "anli+qqp"
     assert {"multilingual_share", "multilingual_share_start", "_u.ratios.anli", "_u.ratios.qqp"} <= set(trial.params)
     assert "mixlaw" in study.trials[-1].system_attrs  # the free parameters were the model's choice
 
