@@ -242,19 +242,19 @@ def test_translations_without_a_local_folder_say_where_to_put_them(monkeypatch: 
 @pytest.mark.parametrize("space", ["interleave.yaml", "mixtures.yaml"])
 def test_the_shipped_spaces_search_a_translated_share_only_with_translations(space: str) -> None:
     from xstilts.search.runner import trial_name
-    from xstilts.spaces import load_space, to_trial_config, trial_params, with_constants
+    from xstilts.spaces import load_space, point_to_optuna, to_trial_config, trial_params, with_constants
 
     spec = load_space(Path(__file__).parents[2] / "spaces" / space)
     langs = "en+xa+xb+xc+xd+xe"
     point = {"schedule": "sequential", "intermediate_tasks": "mnli+squad", "intermediate_languages": langs,
              "translated_share": 0.4}
-    config = with_constants(spec, point, number=3)
+    config = with_constants(spec, point_to_optuna(spec, point), number=3)
     tc = to_trial_config(spec, config)
     assert tc.intermediate_languages == langs.split("+") and tc.translated_share == 0.4
     assert trial_params(spec, config)["translated_share"] == 0.4
     assert trial_name(config, 3) == "t0003-sequential-tr0.40-mnli+squad"
-    english = with_constants(spec, {k: v for k, v in point.items() if k != "translated_share"}
-                             | {"intermediate_languages": "en"}, number=4)
+    english = with_constants(spec, point_to_optuna(spec, {k: v for k, v in point.items() if k != "translated_share"}
+                                                   | {"intermediate_languages": "en"}), number=4)
     assert "translated_share" not in english and trial_name(english, 4) == "t0004-sequential-mnli+squad"
     assert to_trial_config(spec, english).intermediate_languages == ["en"]
     assert trial_params(spec, english)["translated_share"] is None  # inactive: no translation drawn
