@@ -163,8 +163,11 @@ def test_report_and_status_commands(real_search: RealSearch, tmp_path: Path) -> 
     assert "<script" not in text and not re.search(r"""(src|href)=["']?(https?:)?//""", text)
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert len(images) >= 4 and all(base64.b64decode(i).startswith(PNG) for i in images)
-    for c in s.children + s.confirm:
+    for c in s.children:
         assert c.info.run_name in text
+    for c in s.confirm:  # the recommendation's table: a column per fresh seed, each seed's score
+        assert f"<th class=\"\">seed {c.data.tags['xstilts.seed']}</th>" in text
+        assert f"{c.data.metrics['zero_shot/avg']:.4f}" in text
     assert "Recommendation (confirmed on fresh seeds)" in text and "Best trial (raw: one training seed)" in text
     assert [f.path for f in MlflowClient(s.uri).list_artifacts(s.parent_id, "report")] == ["report/report.html"]
 
