@@ -83,11 +83,12 @@ log = logging.getLogger(__name__)
 
 
 def start_search_run(tracking_uri: str, experiment: str, run_name: str, params: Mapping[str, Any],
-                     kind: str = "search") -> str:
+                     kind: str = "search", start_ms: int | None = None) -> str:
     """Create the parent run of a search (``kind`` "study": of a study); returns its run id. Tagged
-    ``xstilts.kind=<kind>`` and ``xstilts.<kind>=<run name>``."""
+    ``xstilts.kind=<kind>`` and ``xstilts.<kind>=<run name>``. ``start_ms``: when the command began
+    (epoch ms), so that the run's duration includes the preparation before it (default: now)."""
     client = MlflowClient(tracking_uri)
-    run = client.create_run(experiment_id(client, experiment, tracking_uri), run_name=run_name,
+    run = client.create_run(experiment_id(client, experiment, tracking_uri), run_name=run_name, start_time=start_ms,
                             tags={"xstilts.kind": kind, f"xstilts.{kind}": run_name, "xstilts.status": "running"})
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flatten_params(params).items()])
     return str(run.info.run_id)

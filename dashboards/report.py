@@ -107,6 +107,24 @@ def _num(v: Any, spec: str) -> str:
     return format(f, spec) if math.isfinite(f) else ""
 
 
+def _time_text(rec: SearchRecord) -> str:
+    """The search's time, preparation included: "14.2 min in all: 11.0 min preparation (checks, data,
+    pretraining, Ray), 3.0 min of trials"."""
+    total = rec.metrics.get("search/seconds")
+    if total is None:
+        if not rec.start_ms:
+            return "—"
+        end = rec.end_ms or dt.datetime.now().timestamp() * 1000
+        return f"{(end - rec.start_ms) / 60000:.1f} min so far, preparation included"
+    parts = [f"{total / 60:.1f} min in all"]
+    prep, fit = rec.metrics.get("search/prep_seconds"), rec.metrics.get("search/fit_seconds")
+    if prep is not None:
+        parts.append(f"{prep / 60:.1f} min preparation (checks, data, pretraining, Ray)")
+    if fit is not None:
+        parts.append(f"{fit / 60:.1f} min of trials")
+    return parts[0] + (": " + ", ".join(parts[1:]) if len(parts) > 1 else "")
+
+
 def report_leaderboard(rec: SearchRecord) -> list[dict[str, str]]:
     """The leaderboard as read in the report: the key columns first, each in one format
     (objective 4 decimals, lr 3 significant digits, shares and temperatures 2 decimals, seconds whole),
@@ -184,6 +202,7 @@ def render_report(rec: SearchRecord, tracking_uri: str = "") -> str:
          "value": f"{rec.params.get('searcher', '?')} / {rec.params.get('scheduler', '?')}"},
         {"": "space file", "value": rec.params.get("space_file", "")},
         {"": "started / ended", "value": f"{_when(rec.start_ms)} / {_when(rec.end_ms)}"},
+        {"": "time", "value": _time_text(rec)},
         {"": "tracking store", "value": redact("tracking_uri", tracking_uri)},
         {"": "parent run id", "value": rec.run_id},
     ]

@@ -5,6 +5,7 @@ child run per trial under the search's parent run.
                      ─► start_records: params (every sampled dimension, redacted), config YAML, mixture plot
     trial reports ─► result_metrics: every metric with a "/" in its name, stepped by Tune's iteration
     trial ends    ─► end_records: the zero-shot plot, xstilts.status (completed / pruned / failed), run status
+                     (FINISHED / KILLED / FAILED: a pruned trial shows as killed, with where it stopped)
 
 A child is found by its trial name (``t0007-...``: the Optuna trial number and what it tries), so the
 same trial keeps one child however often it starts: retried by Tune, resumed in a new driver, or
@@ -28,6 +29,16 @@ import yaml
 from mlflow.entities import Metric, Param, Run
 from mlflow.tracking import MlflowClient
 
+from .mlflow_view import (
+    EXPERIMENT_KIND_TAG,
+    MODEL_TRAINING,
+    NOTE_TAG,
+    STOPPED_AT_TAG,
+    format_param,
+    mark_model_training,
+    stopped_at,
+)
+
 __all__ = ["TRIAL_TAG", "redact", "flatten_params", "redact_tree", "artifact_root_for", "experiment_id", "finite",
            "resolved_trial_config", "trial_children", "find_child", "create_child", "start_records",
            "result_metrics", "end_records", "final_plot_expected", "START_ARTIFACTS", "FINAL_PLOT"]
@@ -38,6 +49,7 @@ TRIAL_TAG = "xstilts.trial"  # a child run's trial name: how a resumed search an
 START_ARTIFACTS = ("config/trial_config.yaml", "plots/mixture_schedule.png")  # logged when a child is created
 FINAL_PLOT = "plots/zero_shot_by_language.png"  # logged when a trial with zero-shot scores ends
 
+_RUN_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}  # MLflow's run status, shown in its table
 _SECRET = re.compile(r"(token|password|passwd|secret|api[_-]?key|credential|private[_-]?key|access[_-]?key)", re.I)
 _URI_CRED = re.compile(r"(://[^/:@\s]+:)[^@/\s]+@")
 _URI_TOKEN = re.compile(r"([?&](?:[^=&\s]*(?:token|password|secret|key|sig|signature|credential)[^=&\s]*)=)[^&\s]+",
@@ -54,6 +66,8 @@ def redact(key: str, value: Any) -> str:
 
 
 def flatten_params(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Params as MLflow keeps them: nested keys dotted, lists comma-joined, floats to 4 significant
+    digits (``format_param``: the full values are in the trial's config artifact), secrets redacted."""
     out: dict[str, str] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
@@ -62,7 +76,7 @@ def flatten_params(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         elif isinstance(v, list | tuple):
             out[key] = redact(key, ",".join(map(str, v)))
         else:
-            out[key] = redact(key, v)
+            out[key] = redact(key, format_param(v))
     return out
 
 
@@ -87,17 +101,21 @@ def artifact_root_for(tracking_uri: str) -> str | None:
 
 
 def experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
-    """The id of experiment ``name``, created (artifacts beside a SQLite store) if missing."""
+    """The id of experiment ``name``, created (artifacts beside a SQLite store) if missing; either way
+    tagged as model training, so MLflow's UI shows its runs table (``mlflow_view``)."""
     exp = client.get_experiment_by_name(name)
     if exp:
+        mark_model_training(client, str(exp.experiment_id), exp.tags)
         return str(exp.experiment_id)
     try:
-        return str(client.create_experiment(name, artifact_location=artifact_root_for(tracking_uri)))
+        exp_id = str(client.create_experiment(name, artifact_location=artifact_root_for(tracking_uri),
+                                              tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}))
     except Exception:  # created meanwhile by another process
         exp = client.get_experiment_by_name(name)
         if exp is None:
             raise
-        return str(exp.experiment_id)
+        exp_id = str(exp.experiment_id)
+    return exp_id
 
 
 def finite(v: Any) -> bool:
@@ -233,4 +251,15 @@ def end_records(client: MlflowClient, run_id: str, name: str, status: str, last:
     client.set_tag(run_id, "xstilts.status", status)
     if status == "failed":
         client.set_tag(run_id, "xstilts.error", error[-5000:] or "trial failed")
-    client.set_terminated(run_id, status="FAILED" if status == "failed" else "FINISHED")
+    if status == "pruned":
+        _note_pruned(client, run_id, last)
+    client.set_terminated(run_id, status=_RUN_STATUS.get(status, "FINISHED"))
+
+
+def _note_pruned(client: MlflowClient, run_id: str, last: Mapping[str, Any]) -> None:
+    """Say on a pruned trial's run where it stopped (tag and description): its scores are early ones."""
+    where = stopped_at(last, client.get_run(run_id).data.params)
+    if where:
+        client.set_tag(run_id, STOPPED_AT_TAG, where)
+    client.set_tag(run_id, NOTE_TAG, f"**Pruned**: stopped early{' at ' + where if where else ''}. Its scores are "
+                   "from then, not final ones; it is not ranked with the completed trials.")

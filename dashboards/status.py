@@ -4,6 +4,10 @@ The tracking store is the record of every trial (running / completed / pruned / 
 best so far) and of the confirm phase (its retrainings on fresh seeds, the recommendation by mean
 ± SE, labelled "so far" while it runs); when a Ray cluster is up on this machine (or ``RAY_ADDRESS`` names one), Ray's
 State API adds what is live: the Tune trial actors alive and the cluster's CPUs in use.
+
+Trials are listed best first (``ranked_trials``: completed by the objective, then the early values
+of pruned and running ones), the best marked ``*``, a pruned one with where it stopped; the
+search's time includes the preparation before its first trial (checks, data, pretraining).
 """
 
 from __future__ import annotations
@@ -14,8 +18,17 @@ from typing import Any, TextIO
 
 from xstilts.trainer.names import TRIAL_FUNCTION
 
+from .mlflow_view import stopped_at
 from .recommendation import estimate_text, from_records
-from .store import SearchNotFound, SearchRecord, TrialRecord, best_trial, load_search, objective_value
+from .store import (
+    SearchNotFound,
+    SearchRecord,
+    TrialRecord,
+    best_trial,
+    load_search,
+    objective_value,
+    ranked_trials,
+)
 
 __all__ = ["print_status", "status_text", "ray_live_state", "is_trial_actor", "confirm_lines"]
 
@@ -27,11 +40,31 @@ def _age(ms: int | None) -> str:
     return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f} min ago" if s < 7200 else f"{s / 3600:.1f} h ago"
 
 
+def _took(rec: SearchRecord) -> str:
+    """How long the search took (so far), preparation included: "; took 12.4 min (10.1 min preparation)"."""
+    seconds = rec.metrics.get("search/seconds")
+    if seconds is None and rec.start_ms:  # running (or killed before its end): its parent started with the command
+        seconds = max(0.0, ((rec.end_ms or time.time() * 1000) - rec.start_ms) / 1000)
+    if seconds is None:
+        return ""
+    prep = rec.metrics.get("search/prep_seconds")
+    return f"; {'took' if rec.end_ms else 'running for'} {seconds / 60:.1f} min" + (
+        f" ({prep / 60:.1f} min preparation)" if prep else "")
+
+
+def _note(t: TrialRecord) -> str:
+    """What a row adds after its numbers: where a pruned trial stopped, a failed one's last error line."""
+    if t.status == "pruned":
+        where = stopped_at(t.metrics, t.params)
+        return f"stopped at {where}" if where else "stopped early"
+    return _last_line(t) if t.status == "failed" else ""
+
+
 def status_text(rec: SearchRecord, ray_state: dict[str, Any] | None = None) -> str:
     c = rec.counts()
     planned = rec.params.get("trials", "?")
     lines = [f"search {rec.run_name} (experiment {rec.experiment!r}): {rec.status}, started {_age(rec.start_ms)}"
-             + (f", ended {_age(rec.end_ms)}" if rec.end_ms else ""),
+             + (f", ended {_age(rec.end_ms)}" if rec.end_ms else "") + _took(rec),
              f"trials: {c['running']} running, {c['completed']} completed, {c['pruned']} pruned, "
              f"{c['failed']} failed ({len(rec.trials)} of {planned} planned)"]
     best = best_trial(rec.trials, rec.metric, rec.mode)
@@ -42,11 +75,13 @@ def status_text(rec: SearchRecord, ray_state: dict[str, Any] | None = None) -> s
         lines.append("best so far: no completed trial yet" + (
             f"; best intermediate {rec.metric} = {objective_value(live, rec.metric):.4f} ({live.name})" if live else ""))
     width = max((len(t.name) for t in rec.trials), default=5)
-    lines.append(f"  {'trial':<{width}}  {'status':<9}  {rec.metric:>13}  {'seconds':>8}")
-    for t in rec.trials:
+    lines.append(f"  {'trial':<{width}}  {'status':<9}  {rec.metric:>13}  {'seconds':>8}   (best first; * the best)")
+    for t in ranked_trials(rec):
         v = objective_value(t, rec.metric)
-        lines.append(f"  {t.name:<{width}}  {t.status:<9}  {'' if v is None else f'{v:.4f}':>13}  {t.seconds:8.1f}"
-                     + (f"  {_last_line(t)}" if t.status == "failed" else ""))
+        mark = "*" if best is not None and t.run_id == best.run_id else " "
+        note = _note(t)
+        lines.append(f"{mark} {t.name:<{width}}  {t.status:<9}  {'' if v is None else f'{v:.4f}':>13}  {t.seconds:8.1f}"
+                     + (f"  {note}" if note else ""))
     lines += confirm_lines(rec)
     if ray_state is not None:
         pids = ", ".join(map(str, ray_state["trial_pids"])) or "none"

@@ -26,7 +26,7 @@ from .store_check import sqlite_path, tracking_store_problem
 
 __all__ = ["TrialRecord", "SearchRecord", "find_search_run", "load_search", "child_runs", "resolve_tracking_uri",
            "best_trial", "objective_value", "SearchNotFound", "StoreUnavailable", "trial_records", "PHASE_TAG",
-           "CONFIRM"]
+           "CONFIRM", "ranked_trials"]
 
 PHASE_TAG = "xstilts.phase"  # on a child of the confirm phase: CONFIRM (a search trial has none)
 CONFIRM = "confirm"
@@ -218,6 +218,18 @@ def best_trial(trials: list[TrialRecord], metric: str, mode: str = "max",
         return None
     sign = 1.0 if mode == "max" else -1.0
     return max(ok, key=lambda t: sign * (objective_value(t, metric) or 0.0))
+
+
+def ranked_trials(rec: SearchRecord) -> list[TrialRecord]:
+    """The trials best first: completed ones by the objective, then those with an early value (pruned,
+    running) by it, then those without one (failed)."""
+    sign = -1.0 if rec.mode == "max" else 1.0
+
+    def key(t: TrialRecord) -> tuple[int, float]:
+        v = objective_value(t, rec.metric)
+        return (0 if t.status == "completed" else 1 if v is not None else 2, sign * v if v is not None else 0.0)
+
+    return sorted(rec.trials, key=key)
 
 
 def as_float(params: Mapping[str, Any], key: str, default: float = 0.0) -> float:

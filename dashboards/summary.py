@@ -20,6 +20,7 @@ Plots (PNG, ``summary/`` on the parent run):
 
 The leaderboard is logged with ``MlflowClient.log_table`` as ``leaderboard.json``, its column
 names without dots (``ratio_mnli``): MLflow's artifact table viewer shows dotted columns empty.
+The parent's description links the winner, and a saved view ranks the trials (``mlflow_view``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from mlflow.tracking import MlflowClient
 from xstilts.trainer.codec import RATIO, candidate_tasks, decode_mixture, is_bookkeeping
 from xstilts.trainer.names import TEST_OBJECTIVE, WORST
 
+from .mlflow_view import present_search
 from .plots import (
     plot_best_so_far,
     plot_mixture_schedule,
@@ -47,7 +49,7 @@ from .plots import (
     png_bytes,
     zero_shot_scores,
 )
-from .store import SearchRecord, TrialRecord, best_trial, load_search, objective_value
+from .store import SearchRecord, TrialRecord, best_trial, load_search, objective_value, ranked_trials
 
 __all__ = ["Plot", "Baseline", "leaderboard", "search_plots", "best_trial_plots", "comparison_baseline",
            "derived_study", "left_out_dimensions", "is_bookkeeping", "log_search_summary", "FEW_TRIALS"]
@@ -68,16 +70,6 @@ class Plot:
     note: str = ""
 
 
-def _sorted_by_objective(rec: SearchRecord) -> list[TrialRecord]:
-    sign = -1.0 if rec.mode == "max" else 1.0
-
-    def key(t: TrialRecord) -> tuple[int, float]:
-        v = objective_value(t, rec.metric)
-        return (0 if t.status == "completed" else 1 if v is not None else 2, sign * v if v is not None else 0.0)
-
-    return sorted(rec.trials, key=key)
-
-
 def leaderboard(rec: SearchRecord) -> list[dict[str, Any]]:
     """One row per trial, completed first, by objective (rank counts completed trials only)."""
     ratio_keys = sorted({f"{RATIO}{k}" for t in rec.trials for k in candidate_tasks(t.params)})
@@ -85,7 +77,7 @@ def leaderboard(rec: SearchRecord) -> list[dict[str, Any]]:
     shown = [*ratio_keys, *sorted(dims, key=lambda k: (k not in _LEADERBOARD_PARAMS, k))]
     rows: list[dict[str, Any]] = []
     rank = 0
-    for t in _sorted_by_objective(rec):
+    for t in ranked_trials(rec):
         v = objective_value(t, rec.metric)
         if t.status == "completed" and v is not None:
             rank += 1
@@ -392,5 +384,6 @@ def _log_search_summary(tracking_uri: str, parent_run_id: str, metric: str | Non
             tags.update({"xstilts.baseline_run_id": base.trial.run_id, "xstilts.baseline_rule": base.rule})
     for k, v in tags.items():
         client.set_tag(parent_run_id, k, v)
+    present_search(client, rec, best, comparison_baseline(rec, best))  # the winner linked, the ranked view
     return {"best_run_id": best.run_id if best else None, "plots": [p.key for p in plots if p.png],
             "skipped": {p.key: p.note for p in plots if not p.png}, "leaderboard": rows}

@@ -1,4 +1,7 @@
-"""``xstilts ui``: an MLflow server over the search's tracking store, on 127.0.0.1.
+"""``xstilts ui [NAME]``: an MLflow server over the search's tracking store, on 127.0.0.1, and a
+link that opens on the answer: the runs table of search NAME (default: the latest) with its
+trials ranked by the objective and what was searched as columns (``mlflow_view``), printed, and
+opened in a browser where there is a display.
 
 The server runs in its own process group (so a Ctrl-C in the terminal reaches ``xstilts ui``
 alone, which then stops the whole group: gunicorn/uvicorn workers included) with one worker
@@ -16,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
-__all__ = ["start_mlflow_server", "wait_healthy", "stop_server", "serve", "server_url"]
+__all__ = ["start_mlflow_server", "wait_healthy", "stop_server", "serve", "server_url", "search_link", "can_open_browser"]
 
 
 def server_url(host: str, port: int) -> str:
@@ -78,16 +81,50 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def serve(backend_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
-    """Run the server in the foreground until Ctrl-C (or SIGTERM); returns the exit code."""
+def search_link(backend_uri: str, base_url: str, search: str | None = None) -> tuple[str | None, str]:
+    """(the runs table of ``search``'s trials ranked by its objective, a line saying what it shows),
+    its saved view written (again) into the store first; (None, why) when there is no such search."""
+    from mlflow.tracking import MlflowClient
+
+    from .mlflow_view import mark_model_training, runs_view_url, save_runs_view
+    from .store import SearchNotFound, load_search
+
+    try:
+        rec = load_search(backend_uri, search)
+        client = MlflowClient(rec.tracking_uri)
+        mark_model_training(client, rec.experiment_id)
+        key = save_runs_view(client, rec)
+    except SearchNotFound as e:
+        return None, f"no runs table to link: {e}"
+    except Exception as e:  # the UI is still worth starting
+        return None, f"no runs table to link ({type(e).__name__}: {str(e)[:200]})"
+    return (runs_view_url(base_url, rec.experiment_id, key),
+            f"search {rec.run_name}: {len(rec.trials)} trials ranked by {rec.metric}")
+
+
+def can_open_browser() -> bool:
+    """A browser can be shown: a desktop session (X11 or Wayland), macOS or Windows."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("darwin", "win32")
+
+
+def serve(backend_uri: str, host: str = "127.0.0.1", port: int = 5000, search: str | None = None,
+          browser: bool = True) -> int:
+    """Run the server in the foreground until Ctrl-C (or SIGTERM); returns the exit code. Prints the
+    link to ``search``'s ranked trials (``search_link``) and, with ``browser`` and a display, opens it."""
     previous = signal.signal(signal.SIGTERM, _interrupt)
     url = server_url(host, port)
     proc: subprocess.Popen[bytes] | None = None
     try:
+        link, what = search_link(backend_uri, url, search)  # before the server: one writer on a SQLite store
         print(f"[xstilts] starting mlflow server over {backend_uri} on {host}:{port} ...", flush=True)
         proc = start_mlflow_server(backend_uri, host, port)
         wait_healthy(url, proc)
         print(f"[xstilts] MLflow UI: {url}  (Ctrl-C stops it)", flush=True)
+        print(f"[xstilts] {what}" + (f":\n  {link}" if link else ""), flush=True)
+        if link and browser and can_open_browser():
+            import webbrowser
+
+            webbrowser.open(link)
         return proc.wait()
     except KeyboardInterrupt:
         print("\n[xstilts] stopping the MLflow UI", flush=True)

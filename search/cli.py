@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--tracking-uri", help="the store to write (default: the one the search used)")
     sy.add_argument("--storage", help="Ray results folder (default $XSTILTS_HOME/ray)")
 
-    u = sub.add_parser("ui", help="start the MLflow UI over the tracking store")
+    u = sub.add_parser("ui", help="start the MLflow UI over the tracking store, and link a search's trials ranked")
+    u.add_argument("name", nargs="?", help="search run name or search name (default: the latest search)")
+    u.add_argument("--no-browser", action="store_true", help="print the link to the runs table, open no browser")
     u.add_argument("--tracking-uri", help="tracking store (default sqlite:///$XSTILTS_HOME/mlflow.db)")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
@@ -167,7 +170,8 @@ def _run(args: argparse.Namespace) -> int:
         from xstilts.dashboards.ui import serve
         from xstilts.trainer.home import default_tracking_uri
 
-        return serve(args.tracking_uri or default_tracking_uri(), args.host, args.port)
+        return serve(args.tracking_uri or default_tracking_uri(), args.host, args.port, search=args.name,
+                     browser=not args.no_browser)
     return 2
 
 
@@ -298,7 +302,8 @@ def _search(args: argparse.Namespace) -> int:
         storage=args.storage, ray_address=args.ray_address, searcher=args.searcher, scheduler=args.scheduler,
         time_budget_s=args.time_budget, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         max_failures=args.max_failures, seed=args.seed, resume=args.resume, retry_failed=args.retry_failed,
-        tracking_wait_s=args.tracking_wait, run_name=args.run_name, confirm=not args.no_confirm)
+        tracking_wait_s=args.tracking_wait, run_name=args.run_name, confirm=not args.no_confirm,
+        started_at=time.time())
     if args.retry_failed and not args.resume:
         print("xstilts: --retry-failed goes with --resume RUN", file=sys.stderr)
         return 2
@@ -407,7 +412,9 @@ def summary_text(out: Any, metric: str) -> str:
 
     c = out.counts
     state = "interrupted" if getattr(out, "interrupted", False) else "finished"
-    lines = ["", f"=== xstilts search {out.run_name} {state} after {out.seconds / 60:.1f} min: "
+    prep = getattr(out, "prep_seconds", 0.0)
+    lines = ["", f"=== xstilts search {out.run_name} {state} after {out.seconds / 60:.1f} min"
+                 + (f" ({prep / 60:.1f} min of it preparation)" if prep >= 1 else "") + ": "
                  f"{c['completed']} completed, {c['pruned']} {_stopped_early(getattr(out, 'scheduler', 'asha'))}, "
                  f"{c['failed']} failed"
                  + (f", {c['unfinished']} unfinished (xstilts search --resume {out.run_name})"

@@ -34,6 +34,7 @@ as long as the *driver* can write it (``ray job submit`` runs the driver on the 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -49,6 +50,7 @@ from xstilts.dashboards.mlflow_logging import (
     finish_search_run,
     reopen_search_run,
 )
+from xstilts.dashboards.mlflow_view import format_param, score_metrics
 from xstilts.dashboards.run_records import experiment_id
 from xstilts.dashboards.tracking_queue import bounded_http_retries
 from xstilts.spaces import SearchSpec, to_trial_config, trial_params
@@ -96,6 +98,7 @@ class SearchOptions:
     run_name: str | None = None  # fix the run name (default <name>-<timestamp>)
     confirm: bool = True  # False (--no-confirm): no confirm phase, whatever the space says
     tracking_wait_s: float = 120.0  # at the end: how long to wait for a tracking store that does not answer
+    started_at: float | None = None  # time.time() when the command began (its preflight is preparation too)
 
 
 @dataclass
@@ -120,6 +123,7 @@ class SearchOutcome:
     ledger_seconds: float = 0.0  # time the driver spent writing the ledger (what durability costs)
     recommendation: Any = None  # the confirm phase's Recommendation (None: no confirm phase)
     confirm_seconds: float = 0.0  # the confirm phase's wall time (this session)
+    prep_seconds: float = 0.0  # before the first trial: checks, data generation, pretraining, Ray (in ``seconds``)
 
 
 class TrialNamer:
@@ -248,12 +252,13 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
        run's summary and status, what the tracking store did not take) into the ``SearchOutcome``.
 
     Ray is shut down at the end if this call started it."""
-    t0 = time.perf_counter()
+    started = opts.started_at or time.time()  # preparation counts: the preflight, generation, pretraining, Ray
     bounded_http_retries()  # an unreachable store fails a call in seconds; the callback's queue retries
     root = home(opts.home)
     storage = Path(opts.storage or root / "ray").resolve()
     storage.mkdir(parents=True, exist_ok=True)
     run = _resume(opts.resume, opts, root, storage) if opts.resume else _start(spec, opts, root, storage)
+    run.started_ms = int(started * 1000)
 
     prepare_assets(run.spec, root, run.overrides)
     started_ray = connect_ray(opts.ray_address)
@@ -262,6 +267,7 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
         parent_id = _open_parent_run(run, nodes)
         callback = _trials_callback(run, parent_id, opts.tracking_wait_s)
         ledger = LedgerCallback(run.run_dir)
+        prep_seconds = time.time() - started
         if run.plan is not None and run.plan.left == 0:
             print(f"[xstilts] search {run.run_name} has all its {run.plan.requested} trials; nothing left to run",
                   flush=True)
@@ -274,7 +280,8 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
 
         confirmed = maybe_confirm(run, parent_id, fitted.stopped_by_signal, opts.confirm, opts.retry_failed,
                                   opts.verbose, opts.tracking_wait_s)
-        return _summarise(run, parent_id, callback, ledger.ledger, fitted, t0, dashboard_url, confirmed)
+        return _summarise(run, parent_id, callback, ledger.ledger, fitted, (started, prep_seconds), dashboard_url,
+                          confirmed)
     finally:
         if started_ray:
             import ray
@@ -506,11 +513,12 @@ def _close_stopped(run: SearchRun, fitted: _Fitted, ledger: Ledger) -> None:
 
 
 def _summarise(run: SearchRun, parent_id: str, callback: MLflowTrialsCallback, ledger: Ledger, fitted: _Fitted,
-               t0: float, dashboard_url: str | None, confirmed: Any = None) -> SearchOutcome:
+               times: tuple[float, float], dashboard_url: str | None, confirmed: Any = None) -> SearchOutcome:
     """Count the trials and find the best (from the ledger: the whole search, every session), export
     PBT's winning schedule, log the parent run's summary (leaderboard and plots unless interrupted)
     and close it with the confirm phase's recommendation, record how the search ended in the ledger:
-    the search's outcome."""
+    the search's outcome. ``times``: when the command began (``time.time()``) and the seconds it
+    prepared before the first trial."""
     from .confirm import parent_record
 
     s = run.spec.search
@@ -524,9 +532,9 @@ def _summarise(run: SearchRun, parent_id: str, callback: MLflowTrialsCallback, l
     if callback.write_errors:
         tags["xstilts.tracking_errors"] = str(callback.write_errors)
     if best_metrics and best_config:
-        summary.update({f"best/{k}": v for k, v in best_metrics.items() if "/" in k})
+        summary.update({f"best/{k}": v for k, v in score_metrics(best_metrics).items()})  # scores, not train/phase
         tags["best_trial"] = str(best_metrics.get("trial_id", ""))
-        tags["best_config"] = str(without_raw(best_config))
+        tags["best_config"] = json.dumps({k: format_param(v) for k, v in without_raw(best_config).items()})
     if s.scheduler == "pbt" and best_metrics:
         path = export_pbt_schedule(run.spec, run.overrides, run.run_dir, str(best_metrics.get("trial_id", "")),
                                    best_config or {})
@@ -536,8 +544,10 @@ def _summarise(run: SearchRun, parent_id: str, callback: MLflowTrialsCallback, l
     confirm_metrics, confirm_tags = parent_record(confirmed)
     summary.update(confirm_metrics)
     tags.update(confirm_tags)
-    seconds = time.perf_counter() - t0
-    summary["search/seconds"] = seconds
+    started, prep_seconds = times
+    seconds = time.time() - started
+    summary["search/seconds"] = seconds  # the whole command, preparation included
+    summary["search/prep_seconds"] = prep_seconds
     summary["search/fit_seconds"] = fitted.seconds
     status = "KILLED" if interrupted else "FINISHED"
     ledger.append({"event": "search", "status": status, "summary": summary, "tags": tags,
@@ -559,7 +569,8 @@ def _summarise(run: SearchRun, parent_id: str, callback: MLflowTrialsCallback, l
     return SearchOutcome(run.run_name, run.experiment, parent_id, run.tracking_uri, str(run.run_dir), best_config,
                          best_metrics, count.counts, seconds, dashboard_url, interrupted, s.metric, count.nodes,
                          fitted.seconds, summary_seconds, s.scheduler, pending, ledger.seconds,
-                         confirmed.recommendation if confirmed else None, confirmed.seconds if confirmed else 0.0)
+                         confirmed.recommendation if confirmed else None, confirmed.seconds if confirmed else 0.0,
+                         prep_seconds)
 
 
 def _say_what_is_missing(run: SearchRun, pending: list[str]) -> None:

@@ -47,6 +47,7 @@ class SearchRun:
     resumed: bool = False  # continues an earlier start (--resume)
     saved_parent_id: str | None = None  # resume: the MLflow parent run id the state file recorded
     plan: ResumePlan | None = None  # resume (not PBT): what finished, what runs again, what is left
+    started_ms: int | None = None  # when the command began (epoch ms): the parent run starts then, preparation included
 
     @property
     def journal(self) -> Path:
@@ -111,7 +112,7 @@ def start_parent_run(run: SearchRun, nodes: int, write_state: bool = True) -> st
         **({"confirm.top_k": s.confirm.top_k, "confirm.seeds": s.confirm.seeds} if s.confirm else {}),
         **{f"trial.{k}": v for k, v in {**spec.trial, **run.overrides}.items()},
     }
-    parent_id = start_search_run(run.tracking_uri, run.experiment, run.run_name, parent_params)
+    parent_id = start_search_run(run.tracking_uri, run.experiment, run.run_name, parent_params, start_ms=run.started_ms)
     if not write_state:
         return parent_id
     run.run_dir.mkdir(parents=True, exist_ok=True)

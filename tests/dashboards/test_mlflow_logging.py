@@ -57,6 +57,11 @@ def test_flatten_params_redacts_nested_keys_and_joins_lists() -> None:
     flat = flatten_params({"db": {"password": "p", "host": "h"}, "langs": ["xa", "xb"], "lr": 1e-3,
                            "uri": "mysql://u:pw@h/db"})
     assert flat == {"db.password": "***", "db.host": "h", "langs": "xa,xb", "lr": "0.001", "uri": "mysql://u:***@h/db"}
+    # floats to 4 significant digits (the config artifact keeps them whole); ints and strings as they are
+    flat = flatten_params({"ratio.mnli": 0.67599999999, "learning_rate": 0.0012345678901234, "share": 1.0,
+                           "steps": 123456, "tasks": "mnli+sst2", "big": 123456.789})
+    assert flat == {"ratio.mnli": "0.676", "learning_rate": "0.001235", "share": "1.0", "steps": "123456",
+                    "tasks": "mnli+sst2", "big": "123500.0"}
     assert len(redact("long", "x" * 10000)) == 6000
 
 
@@ -81,7 +86,10 @@ def test_child_runs_carry_status_metrics_params_and_system_metrics(synthetic_sea
     assert set(children) == {t.name for t in s.trials.values()}
     by_key = {k: children[t.name] for k, t in s.trials.items()}
     assert by_key["seq"].data.tags["xstilts.status"] == "completed" and by_key["seq"].info.status == "FINISHED"
-    assert by_key["pruned"].data.tags["xstilts.status"] == "pruned" and by_key["pruned"].info.status == "FINISHED"
+    pruned = by_key["pruned"]  # shown as killed in MLflow's table, and said where it stopped
+    assert pruned.data.tags["xstilts.status"] == "pruned" and pruned.info.status == "KILLED"
+    assert pruned.data.tags["xstilts.stopped_at"] == "phase 2 (target fine-tuning), step 20 of 40"
+    assert pruned.data.tags["mlflow.note.content"].startswith("**Pruned**: stopped early at phase 2 (target")
     failed = by_key["failed"]
     assert failed.data.tags["xstilts.status"] == "failed" and failed.info.status == "FAILED"
     assert "RuntimeError: out of memory" in failed.data.tags["xstilts.error"]

@@ -108,8 +108,24 @@ def test_status_from_the_tracking_store(synthetic_search: SyntheticSearch, capsy
     assert "trials: 0 running, 2 completed, 1 pruned, 1 failed (4 of 4 planned)" in text
     assert f"best so far: zero_shot/avg = 0.5200 ({s.trials['int'].name})" in text
     assert "RuntimeError: out of memory" in text
+    # rows best first, the best starred, where the pruned trial stopped
+    rows = [line for line in text.splitlines() if " t000" in line]
+    assert [r.split()[1] if r.startswith("*") else r.split()[0] for r in rows] == [
+        s.trials[k].name for k in ("int", "seq", "pruned", "failed")]
+    assert rows[0].startswith(f"* {s.trials['int'].name}") and not any(r.startswith("*") for r in rows[1:])
+    assert rows[2].endswith("stopped at phase 2 (target fine-tuning), step 20 of 40")
     assert print_status("no-such-search", tracking_uri=s.uri) == 1
     assert "no search run or experiment named 'no-such-search'" in capsys.readouterr().err
+
+
+def test_status_and_report_count_the_preparation_in_the_search_time(synthetic_search: SyntheticSearch) -> None:
+    from xstilts.dashboards.report import render_report
+
+    rec = load_search(synthetic_search.uri, synthetic_search.run_name)
+    rec.metrics.update({"search/seconds": 900.0, "search/prep_seconds": 660.0, "search/fit_seconds": 200.0})
+    assert "; took 15.0 min (11.0 min preparation)" in status_text(rec).splitlines()[0]
+    html_text = render_report(rec)
+    assert "15.0 min in all: 11.0 min preparation (checks, data, pretraining, Ray), 3.3 min of trials" in html_text
 
 
 def test_status_text_shows_live_ray_state(synthetic_search: SyntheticSearch) -> None:

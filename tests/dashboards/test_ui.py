@@ -1,9 +1,11 @@
-"""``xstilts ui``: a real subprocess binds 127.0.0.1, prints its URL, and a Ctrl-C (SIGINT to
-its process group, as a terminal sends it) stops it and the MLflow server it started."""
+"""``xstilts ui``: a real subprocess binds 127.0.0.1, prints its URL and the link to the latest
+search's ranked trials, and a Ctrl-C (SIGINT to its process group, as a terminal sends it) stops it
+and the MLflow server it started."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.dashboards.conftest import SyntheticSearch
 from xstilts.dashboards.ui import server_url
 from xstilts.trainer.ports import free_port
 
@@ -31,11 +34,13 @@ def _listening(port: int) -> list[str]:
             if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
 
 
-def test_xstilts_ui_prints_its_url_binds_localhost_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_xstilts_ui_prints_its_url_binds_localhost_and_stops_on_ctrl_c(tmp_path: Path,
+                                                                       synthetic_search: SyntheticSearch) -> None:
     port = free_port()
-    env = {**os.environ, "XSTILTS_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    shutil.copyfile(synthetic_search.uri[len("sqlite:///"):], tmp_path / "ui.db")  # a store with a search in it
+    env = {**os.environ, "XSTILTS_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1", "DISPLAY": ""}
     proc = subprocess.Popen([sys.executable, "-m", "xstilts.search.cli", "ui", "--tracking-uri",
-                             f"sqlite:///{tmp_path / 'ui.db'}", "--port", str(port)],
+                             f"sqlite:///{tmp_path / 'ui.db'}", "--port", str(port), "--no-browser"],
                             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     server_pids: list[int] = []
@@ -49,9 +54,13 @@ def test_xstilts_ui_prints_its_url_binds_localhost_and_stops_on_ctrl_c(tmp_path:
             if not line:
                 break
             lines.append(line)
-            if "MLflow UI:" in line:
+            if line.startswith(f"  {url}/#/experiments/"):
                 break
         assert any(f"MLflow UI: {url}" in x for x in lines), "".join(lines)[-3000:]
+        # the link to the latest search's trials, best first (see test_mlflow_view for what it opens)
+        assert lines[-2].strip() == f"[xstilts] search {synthetic_search.run_name}: 4 trials ranked by zero_shot/avg:"
+        assert lines[-1].strip().endswith(f"/runs?viewStateShareKey={synthetic_search.parent_id}"
+                                          "&workflowType=machine_learning")
         with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
             assert r.status == 200
         assert _listening(port) == ["127.0.0.1"]  # loopback only

@@ -66,7 +66,7 @@ def test_sync_writes_what_the_store_lacks_and_nothing_twice(tmp_path: Path, stor
     kids = trial_children(client, exp, parent)
     assert sorted(kids) == sorted(x.name for x in t.values())
     status = {name: (k.data.tags["xstilts.status"], k.info.status) for name, k in kids.items()}
-    assert status == {t["done"].name: ("completed", "FINISHED"), t["pruned"].name: ("pruned", "FINISHED"),
+    assert status == {t["done"].name: ("completed", "FINISHED"), t["pruned"].name: ("pruned", "KILLED"),
                       t["failed"].name: ("failed", "FAILED"), t["running"].name: ("running", "RUNNING")}
     assert "boom" in kids[t["failed"].name].data.tags["xstilts.error"]
     done = kids[t["done"].name].info.run_id
