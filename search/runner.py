@@ -4,7 +4,8 @@
           trainable  = run_trial wrapped for Tune (reports through ray.tune.report, checkpoints),
           search_alg = OptunaSearch(TPE | GP | random | grid | NSGA-II, journal storage) | PBT population,
           scheduler  = ASHA | none | PBT,
-          callbacks  = [MLflowTrialsCallback: nested child runs under the search's parent run])
+          callbacks  = [MLflowTrialsCallback: nested child runs under the search's parent run,
+                        OptunaRecordsCallback: trial names, mixtures, MLflow run ids in the study])
 
 Each invocation is one *search run*, named ``<name>-<timestamp>``: its Ray results folder,
 its Optuna study (journal file) and its MLflow parent run share that name; the MLflow
