@@ -117,7 +117,7 @@ def _watch_ray_dashboard(url: str, token: str, run_name: str, chromium: str, out
 
 def _log_in(page: Page, token: str) -> None:
     """The dashboard's "Authentication Token Required" form, when token authentication is on."""
-    field = page.get_by_label("Authentication Token")
+    field = page.get_by_placeholder("Enter your authentication token")
     try:
         field.first.wait_for(timeout=60_000)
     except Exception:  # token authentication is off (RAY_AUTH_MODE=disabled): no form
