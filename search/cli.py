@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--no-browser", action="store_true", help="print the link to the runs table, open no browser")
     u.add_argument("--tracking-uri", help="tracking store (default sqlite:///$XSTILTS_HOME/mlflow.db)")
     u.add_argument("--host", default="127.0.0.1")
-    u.add_argument("--port", type=int, default=5000)
+    u.add_argument("--port", type=int, help="default 5000 (MLflow), 8080 (--optuna)")
+    u.add_argument("--optuna", metavar="NAME", help="optuna-dashboard over a search's Optuna study instead: a search "
+                   "run name, a search name (its latest run) or a .journal file (needs the optuna extra)")
     return p
 
 
@@ -166,13 +168,32 @@ def _run(args: argparse.Namespace) -> int:
         return print_status(args.name, tracking_uri=args.tracking_uri)
     if args.command == "sync":
         return _sync(args)
+    if args.command == "ui" and args.optuna:
+        return _optuna_ui(args)
     if args.command == "ui":
         from xstilts.dashboards.ui import serve
         from xstilts.trainer.home import default_tracking_uri
 
-        return serve(args.tracking_uri or default_tracking_uri(), args.host, args.port, search=args.name,
+        return serve(args.tracking_uri or default_tracking_uri(), args.host, args.port or 5000, search=args.name,
                      browser=not args.no_browser)
     return 2
+
+
+def _optuna_ui(args: argparse.Namespace) -> int:
+    """``xstilts ui --optuna NAME``: optuna-dashboard over the study of search run NAME (or a journal file)."""
+    from xstilts.dashboards.optuna_ui import serve_optuna
+
+    journal, study = Path(args.optuna), None
+    if not (journal.suffix == ".journal" and journal.is_file()):
+        from .search_run import SearchError, open_search_run
+
+        try:
+            run = open_search_run(args.optuna)
+        except SearchError as e:
+            print(f"xstilts ui --optuna: {e}", file=sys.stderr)
+            return 1
+        journal, study = run.journal, run.run_name
+    return serve_optuna(journal, study, args.host, args.port or 8080)
 
 
 def _bench(args: argparse.Namespace) -> int:

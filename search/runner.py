@@ -4,7 +4,8 @@
           trainable  = run_trial wrapped for Tune (reports through ray.tune.report, checkpoints),
           search_alg = OptunaSearch(TPE | GP | random | grid | NSGA-II, journal storage) | PBT population,
           scheduler  = ASHA | none | PBT,
-          callbacks  = [MLflowTrialsCallback: nested child runs under the search's parent run])
+          callbacks  = [MLflowTrialsCallback: nested child runs under the search's parent run,
+                        OptunaRecordsCallback: trial names, mixtures, MLflow run ids in the study])
 
 Each invocation is one *search run*, named ``<name>-<timestamp>``: its Ray results folder,
 its Optuna study (journal file) and its MLflow parent run share that name; the MLflow
@@ -62,13 +63,15 @@ from xstilts.trainer.model import ensure_tiny_model
 from xstilts.trainer.names import OBJECTIVE, REPLAYED, TRIAL_FUNCTION
 
 from .ledger import LEDGER_FILE, Ledger, LedgerCallback, end_event, read_ledger, tally
+from .optuna_records import OptunaRecordsCallback
 from .pbt_export import export_pbt_schedule
-from .ray_session import alive_nodes, connect_ray, ray_dashboard_url
+from .ray_session import alive_nodes, connect_ray, dashboard_login_hint, ray_dashboard_url
 from .resume import ResumeError, discard_set_aside, plan_resume, settle_study
 from .schedulers import make_scheduler, n_reports
 from .search_run import STATE_FILE, SearchError, SearchRun, open_search_run, resolve_run_dir, start_parent_run
 from .searchers import make_search_alg, pbt_population
 from .sync import sync_trials, trials_of_run
+from .trial_actor import named_trainable
 
 __all__ = ["SearchOptions", "SearchOutcome", "SearchError", "SearchRun", "run_search", "TrialNamer", "trial_name",
            "prepare_assets", "resolve_run_dir", "apply_options", "open_search_run", "start_parent_run", "STATE_FILE",
@@ -261,7 +264,7 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
     run.started_ms = int(started * 1000)
 
     prepare_assets(run.spec, root, run.overrides)
-    started_ray = connect_ray(opts.ray_address)
+    started_ray = connect_ray(opts.ray_address, job_name=run.run_name)  # the Jobs page's name
     try:
         dashboard_url, nodes = _announce_ray(run.tracking_uri)
         parent_id = _open_parent_run(run, nodes)
@@ -273,7 +276,7 @@ def run_search(spec: SearchSpec, opts: SearchOptions) -> SearchOutcome:
                   flush=True)
             fitted = _Fitted(None, 0.0, False)
         else:
-            tuner = _build_tuner(run, [ledger, callback], opts)
+            tuner = _build_tuner(run, [ledger, callback, *_study_records(run, callback)], opts)
             fitted = _fit(tuner, callback, run.tracking_uri, parent_id)
         _close_stopped(run, fitted, ledger.ledger)
         from .confirm import maybe_confirm
@@ -333,7 +336,8 @@ def _announce_ray(tracking_uri: str) -> tuple[str | None, int]:
     (the dashboard URL, the number of live Ray nodes)."""
     dashboard_url = ray_dashboard_url()
     if dashboard_url:
-        print(f"[xstilts] Ray dashboard: {dashboard_url}", flush=True)
+        hint = dashboard_login_hint(dashboard_url)
+        print(f"[xstilts] Ray dashboard: {dashboard_url}" + (f"  ({hint})" if hint else ""), flush=True)
     nodes = alive_nodes()
     if nodes > 1 and tracking_uri.startswith("sqlite:"):
         print(f"[xstilts] {nodes} Ray nodes, SQLite tracking store {tracking_uri}: trials report to Ray and "
@@ -389,14 +393,19 @@ def _trials_callback(run: SearchRun, parent_id: str, wait_s: float) -> MLflowTri
                                 params_fn=lambda cfg: trial_params(spec, cfg, overrides), end_wait_s=wait_s)
 
 
+def _study_records(run: SearchRun, callback: MLflowTrialsCallback) -> list[Any]:
+    """The callback that writes trial names, mixtures and MLflow run ids into the Optuna study (none for PBT)."""
+    if run.spec.search.scheduler == "pbt":
+        return []
+    return [OptunaRecordsCallback(run.journal, run.run_name, lambda name: callback.runs.get(name))]
+
+
 def _build_tuner(run: SearchRun, callbacks: list[Any], opts: SearchOptions) -> Any:
     """The Tuner: a new one (continuing the study on resume), or ``Tuner.restore`` for a resumed PBT search."""
-    from ray import tune
-
     s = run.spec.search
     threads = max(1, int(s.cpus_per_trial))
     resumes = run.plan.resume_points() if run.plan else {}
-    trainable = tune.with_resources(
+    trainable = named_trainable(  # the dashboard's actors show the trial names
         _make_trainable(run.spec.model_dump_json(), str(run.root), run.overrides, threads, resumes),
         {"cpu": s.cpus_per_trial, **({"gpu": s.gpus_per_trial} if s.gpus_per_trial else {})})
     if run.resumed and run.plan is None:

@@ -54,6 +54,7 @@ from xstilts.trainer.names import TRIAL_DONE
 
 from .ray_session import connect_ray, ray_dashboard_url
 from .runner import _fit, trial_trainable
+from .trial_actor import named_trainable
 
 __all__ = ["StudyOptions", "StudyOutcome", "StudyTrial", "StudyRun", "run_study", "arm_configs", "STATE_FILE"]
 
@@ -161,7 +162,7 @@ def run_study(spec: StudySpec | None, opts: StudyOptions) -> StudyOutcome:
             raise StudyError(pre.text())
         print(f"[xstilts] preflight: no problems ({pre.seconds:.1f}s; {'; '.join(pre.checked)})", flush=True)
     _prepare_assets(run)
-    started_ray = connect_ray(opts.ray_address)
+    started_ray = connect_ray(opts.ray_address, job_name=run.run_name)
     try:
         url = ray_dashboard_url()
         if url:
@@ -333,13 +334,11 @@ def _trial_name(trial: Any) -> str:
 
 
 def _trainable(run: StudyRun) -> Any:
-    from ray import tune
-
     configs_json = {a: c.model_dump_json() for a, c in run.configs.items()}
     r = run.spec.run
     fn = trial_trainable(lambda config: _trial_config(configs_json, config), str(run.root),
                          max(1, int(r.cpus_per_trial)))
-    return tune.with_resources(fn, {"cpu": r.cpus_per_trial, **({"gpu": r.gpus_per_trial} if r.gpus_per_trial else {})})
+    return named_trainable(fn, {"cpu": r.cpus_per_trial, **({"gpu": r.gpus_per_trial} if r.gpus_per_trial else {})})
 
 
 def _new_tuner(run: StudyRun, callback: MLflowTrialsCallback, verbose: int) -> Any:

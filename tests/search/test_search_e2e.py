@@ -3,6 +3,7 @@ and the MLflow contract is read back with MlflowClient."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,25 @@ def test_search_writes_the_mlflow_contract(tiny_home: Path, tmp_path: Path) -> N
         history = client.get_metric_history(child.info.run_id, "zero_shot/avg")
         assert [h.step for h in history] == sorted(h.step for h in history) and history[0].step == 1
     assert any(c.data.tags["xstilts.status"] == "completed" for c in children)
+    _check_optuna_records(tiny_home, parent.data.tags["xstilts.search"], children)
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() == "token":
+        assert "the page asks for a token: paste what `ray get-auth-token` prints" in r.stdout
+
+
+def _check_optuna_records(home: Path, run_name: str, children: list) -> None:
+    """The search's Optuna study names every trial, holds its decoded mixture and links its MLflow run."""
+    import optuna
+
+    from xstilts.search.searchers import journal_storage
+
+    study = optuna.load_study(study_name=run_name, storage=journal_storage(home / "optuna" / f"{run_name}.journal"))
+    by_number = {t.number: t for t in study.trials}
+    for child in children:
+        attrs = by_number[int(child.data.tags["xstilts.trial_number"])].user_attrs
+        assert attrs["trial_name"] == child.info.run_name and attrs["mlflow_run_id"] == child.info.run_id
+        params = child.data.params
+        chosen = {t: float(params[f"ratio.{t}"]) for t in ("mnli", "sst2") if params[f"tasks.{t}"] == "1"}
+        assert attrs["mixture"] == pytest.approx(chosen, abs=1e-3)
 
 
 def test_a_missing_checkpoint_is_refused_before_the_search_starts(tiny_home: Path, tmp_path: Path) -> None:
