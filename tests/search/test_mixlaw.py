@@ -21,7 +21,14 @@ from optuna.trial import TrialState, create_trial
 
 from xstilts.search.mixlaw import Features, MixlawSampler, observations
 from xstilts.search.searchers import journal_storage, make_sampler
-from xstilts.spaces import SearchSpec, define_by_run, load_space, point_to_optuna, to_trial_config, with_constants
+from xstilts.spaces import (
+    SearchSpec,
+    define_by_run,
+    load_space,
+    point_to_optuna,
+    to_trial_config,
+    with_constants,
+)
 
 SPACES = Path(__file__).resolve().parents[2] / "spaces"
 
