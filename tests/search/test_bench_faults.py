@@ -33,13 +33,13 @@ def test_bench_faults_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) 
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout)
     assert out["benchmark"] == "faults" and out["quick"] is True
-    assert set(out["faults"]) == {"driver", "worker"}
+    assert set(out["faults"]) == {"driver"}  # the worker kill: test_resume_faults.py
     for kind, counts in out["faults"].items():
         assert counts["injected"] == counts["survived"] == 1, (kind, out["runs"])
-    assert out["searches_completed"] == out["searches"] == 2
+    assert out["searches_completed"] == out["searches"] == 1
     assert out["trials_lost"] == out["trials_rerun"] == out["duplicated_children"] == out["writes_lost"] == 0
     (driver,) = [x for x in out["runs"] if x["kind"] == "driver"]
     assert driver["resumes"] >= 1 and "had just ended" in driver["note"]
-    assert out["bad_inputs_tried"] == len(out["bad_inputs"]) >= 6
-    assert 0 <= out["refused_before_training"] <= out["bad_inputs_tried"]
+    assert out["bad_inputs_tried"] == len(out["bad_inputs"]) == 2
+    assert out["refused_before_training"] == 2, out["bad_inputs"]
     assert out["ledger"]["durable_append_ms"] > 0 and out["ledger"]["fit_seconds"] > 0
