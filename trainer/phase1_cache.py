@@ -14,7 +14,8 @@ and the others start phase 2 from it, with the very metrics they would have had.
 
 An entry is written to a temporary name, flushed to disk and renamed: a reader sees a whole entry
 or none, and concurrent writers of one key (the same bytes) leave one. The trainer's source is in
-the key, so an entry of other code is never read; nothing is ever removed.
+the key, so an entry of other code is never read; nothing is ever removed. Importing this module
+imports no torch (``bench transfer`` reads the source hash before torch's threads are set).
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ import os
 import pickle
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from .config import TrialConfig
+if TYPE_CHECKING:
+    from .config import TrialConfig
 
 __all__ = ["PHASE2_FIELDS", "phase1_key", "trainer_source_hash", "load_phase1", "store_phase1"]
 
@@ -56,6 +56,8 @@ def trainer_source_hash() -> str:
 def phase1_key(cfg: TrialConfig) -> str:
     """The cache key of ``cfg``'s phase 1: its config less ``PHASE2_FIELDS``, the trainer's source,
     torch's version and the device kind."""
+    import torch
+
     fields = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in PHASE2_FIELDS}
     raw = {"config": fields, "code": trainer_source_hash(), "torch": torch.__version__,
            "device": "cuda" if torch.cuda.is_available() else "cpu"}
@@ -68,6 +70,8 @@ def _entry(folder: str | Path, key: str) -> Path:
 
 def load_phase1(folder: str | Path, key: str) -> dict[str, Any] | None:
     """The state kept under ``key``, or None when there is none (or it cannot be read)."""
+    import torch
+
     path = _entry(folder, key)
     if not path.exists():
         return None
@@ -80,6 +84,8 @@ def load_phase1(folder: str | Path, key: str) -> dict[str, Any] | None:
 
 def store_phase1(folder: str | Path, key: str, state: dict[str, Any]) -> Path:
     """Keep ``state`` under ``key`` atomically (temporary name, fsync, rename); its path."""
+    import torch
+
     path = _entry(folder, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")

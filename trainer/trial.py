@@ -66,7 +66,8 @@ from .config import TrialConfig, TrialRuntime
 from .corpora import encode_docs, mlm_documents
 from .data import control_languages, load_records
 from .engine import bf16_supported, build_engine, engine_step, world
-from .families import Encoded, collate, encode, evaluate
+from .evaluation import ZeroShotEvaluator, objective_languages
+from .families import Encoded, collate, encode
 from .home import home, use_home_torch_extensions
 from .mixture import Mixture, MixtureSampler, language_rates, temperature_rates, unimax_rates
 from .model import MultiTaskModel, ensure_tiny_model, load_pretrained, mask_tokens, pad
@@ -92,10 +93,6 @@ Sampler = MixtureSampler | ScheduleSampler  # draws the component of each step
 def _seed(seed: int, what: str) -> int:
     """A seed of its own for ``what`` (a phase, a head) of a trial with seed ``seed``."""
     return int.from_bytes(hashlib.sha256(f"{seed}-{what}".encode()).digest()[:8], "little") >> 1
-
-
-def objective_languages(langs: list[str], controls: list[str]) -> list[str]:
-    return [lang for lang in langs if lang != "en" and lang not in controls]
 
 
 def run_trial(cfg: TrialConfig, report: Report | None = None, *, runtime: TrialRuntime | None = None,
@@ -149,7 +146,6 @@ class TrialRecipe:
         self.checkpoint_root = checkpoint_root
         self.t_start = time.perf_counter()
         self.times: dict[str, float] = {}  # seconds per part, reported as time/<part>
-        self.eval_s = 0.0  # seconds spent in evaluations (probes excepted)
         self.progress = TrialProgress()
         self.streams: dict[str, BatchStream] = {}  # every component's training batches
         self.lang_sampler: MixtureSampler | None = None  # the language of each MLM step
@@ -162,8 +158,6 @@ class TrialRecipe:
         self.resume_point: Path | None = None  # the checkpoint this run continues from
         self.resumed: dict[str, Any] | None = None  # its client state
         self.engine_name = ""
-        self.eval_cache: dict[tuple[str, str, str], Encoded] = {}  # (task, split, lang) -> encoded rows
-        self.eval_state: dict[tuple[str, str], dict[str, Any]] = {}  # (task, lang) -> evaluate()'s cache
         # where phase 1's end state came from: "trained" (here, in part if resumed in phase 1), "cache"
         # (TrialRuntime.phase1_cache), "checkpoint" (resumed in phase 2); None without phase 1
         self.phase1_source: str | None = None
@@ -181,6 +175,7 @@ class TrialRecipe:
         self.rank, self.world_size = world()
         mlm = self._load_encoder()
         self.controls = control_languages(cfg.benchmark)  # scored, never part of the objective
+        self.evaluator = ZeroShotEvaluator(cfg, self.tok.pad_token_id, self.controls, self._encode)
         sizes = self._intermediate_streams()
         if phase1_uses_mlm(cfg):
             sizes["mlm"] = self._mlm_streams()
@@ -438,7 +433,7 @@ class TrialRecipe:
         fine-tune of a *copy* of the model, scored zero-shot on dev. The run itself is untouched
         (its RNG streams are saved and restored), so probing never changes a trial's result."""
         cfg = self.cfg
-        tp, eval_before = time.perf_counter(), self.eval_s
+        tp, eval_before = time.perf_counter(), self.evaluator.eval_s
         rng_state, mask_state = torch.get_rng_state(), self.mask_gen.get_state()
         net = copy.deepcopy(self.model)
         self._add_target_heads(net)
@@ -453,7 +448,7 @@ class TrialRecipe:
         del engine, net
         torch.set_rng_state(rng_state)
         self.mask_gen.set_state(mask_state)
-        self.eval_s = eval_before  # probe time is its own line, not the phase's evaluation time
+        self.evaluator.eval_s = eval_before  # probe time is its own line, not the phase's evaluation time
         self.times["probe_s"] = self.times.get("probe_s", 0.0) + time.perf_counter() - tp
         return out
 
@@ -471,7 +466,7 @@ class TrialRecipe:
             self.model.train()
             metrics: dict[str, Any] = {**(self.evaluate("dev") if cfg.eval_dev else {}), "train/step": 0,
                                        "intermediate/loss": self._intermediate_loss()}
-            self.times["phase2_s"] = time.perf_counter() - t0 - self.eval_s
+            self.times["phase2_s"] = time.perf_counter() - t0 - self.evaluator.eval_s
             return metrics
         sampler = MixtureSampler(Mixture({t: 1.0 for t in self.trainable_targets}), cfg.seed + 2)
         engine = self._new_engine(cfg.target_steps)
@@ -500,7 +495,7 @@ class TrialRecipe:
                     self.report(metrics, checkpoint_dir=str(path))
             elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 self.save_checkpoint(engine, "target", step, sampler)
-        self.times["phase2_s"] = time.perf_counter() - t0 - self.eval_s
+        self.times["phase2_s"] = time.perf_counter() - t0 - self.evaluator.eval_s
         return metrics
 
     def _intermediate_loss(self) -> float:
@@ -511,71 +506,8 @@ class TrialRecipe:
     # ---- evaluation ---------------------------------------------------------------------------------
 
     def evaluate(self, split: str, net: MultiTaskModel | None = None) -> dict[str, float]:
-        """Every target task in every evaluation language on ``split`` (``dev`` or ``test``), with the
-        zero-shot mean per task, their mean (the objective) and the worst objective language."""
-        net = net or self.model
-        te = time.perf_counter()
-        net.eval()
-        out: dict[str, float] = {}
-        prefix = "test/" if split == "test" else ""
-        per_task = []
-        worst = math.inf
-        with torch.no_grad():
-            for t in self.cfg.target_tasks:
-                scores = self._score_task(net, t, split)
-                out.update({f"{prefix}en/{t}" if lang == "en" else f"{prefix}zero_shot/{t}/{lang}": s
-                            for lang, s in scores.items()})
-                worst = min([worst, *self._objective_scores(scores)])
-                out[f"{prefix}zero_shot/{t}"] = self._objective_mean(scores)
-                per_task.append(out[f"{prefix}zero_shot/{t}"])
-        out[f"{prefix}zero_shot/avg"] = statistics.fmean(per_task)
-        out[f"{prefix}zero_shot/worst"] = worst if worst < math.inf else float("nan")
-        if split == "test" and self.cfg.eval_clean:
-            out.update(self._evaluate_clean())
-        net.train()
-        self.eval_s += time.perf_counter() - te
-        return out
-
-    def _score_task(self, net: MultiTaskModel, task: str, split: str) -> dict[str, float]:
-        """Scores of ``task`` on ``split`` per evaluation language (``TrialConfig.languages``: by default
-        every language the task has in that split; retrieval pairs each with English, so not English)."""
-        info = task_info(task)
-        scores: dict[str, float] = {}
-        for lang in self.cfg.languages(task, split):
-            state = self.eval_state.setdefault((task, lang), {})
-            state["split"] = split
-            scores[lang] = evaluate(net, info, self._eval_data(task, split, lang), self.tok.pad_token_id,
-                                    layer=self.cfg.retrieval_layer, state=state)
-        return scores
-
-    def _eval_data(self, task: str, split: str, lang: str) -> Encoded:
-        key = (task, split, lang)
-        if key not in self.eval_cache:
-            self.eval_cache[key] = self._encode(task, split, lang, self.cfg.eval_max_examples)
-        return self.eval_cache[key]
-
-    def _objective_scores(self, scores: dict[str, float]) -> list[float]:
-        """The scores of the objective languages: neither English nor a control."""
-        return [scores[lang] for lang in objective_languages(list(scores), list(self.controls))]
-
-    def _objective_mean(self, scores: dict[str, float]) -> float:
-        """The mean of ``scores`` over the objective languages (nan without any)."""
-        values = self._objective_scores(scores)
-        return statistics.fmean(values) if values else float("nan")
-
-    def _evaluate_clean(self) -> dict[str, float]:
-        """Scores on ``test_clean`` (items whose deciding words are not English), where a task has it."""
-        out: dict[str, float] = {}
-        for t in self.cfg.target_tasks:
-            info = task_info(t)
-            if "test_clean" not in info.splits:
-                continue
-            scores = {lang: evaluate(self.model, info, self._eval_data(t, "test_clean", lang), self.tok.pad_token_id,
-                                     layer=self.cfg.retrieval_layer)
-                      for lang in self.cfg.languages(t, "test_clean") if lang != "en"}
-            out.update({f"test_clean/zero_shot/{t}/{lang}": s for lang, s in scores.items()})
-            out[f"test_clean/zero_shot/{t}"] = self._objective_mean(scores)
-        return out
+        """Every target task in every evaluation language on ``split`` (``ZeroShotEvaluator.evaluate``)."""
+        return self.evaluator.evaluate(net or self.model, split)
 
     # ---- checkpoints ------------------------------------------------------------------------------
 
@@ -643,7 +575,7 @@ class TrialRecipe:
         return result
 
     def _with_times(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        self.times["eval_s"] = self.eval_s
+        self.times["eval_s"] = self.evaluator.eval_s
         self.times["trial_s"] = time.perf_counter() - self.t_start
         return {**metrics, **{f"time/{k}": round(v, 3) for k, v in self.times.items()},
                 "train/first_loss": self.progress.first_loss}
