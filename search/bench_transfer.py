@@ -26,10 +26,15 @@ by running real trials (``run_trial``, DeepSpeed engine) in this process:
   search's first point (MNLI then XNLI, 300 + 300 steps, dev evaluation every 100) timed whole;
   ``targets``: each issue target, met or not.
 
-The benchmark's own trials evaluate dev once, at the end (``eval_every = target_steps``): it
-reads only the final scores, and evaluation draws no random numbers, so every score is the same
-as with the default ``eval_every`` (checked) for about a third less time per trial. A trial asked
-for twice (an effect's baseline is a zero-shot table's run) runs once.
+The benchmark reads test scores only, so its own trials evaluate no dev set (``eval_dev: false``;
+evaluation draws no random number, so the test scores are those of a trial evaluated on dev). A
+trial asked for twice (an effect's baseline is a zero-shot table's run) runs once. The effect trials
+train each (intermediate task, seed)'s phase 1 once, not once per target group: the trainer keeps
+it in the phase-1 cache (``<home>/bench/phase1-cache``, kept like the ledger and keyed by the code)
+and every other target's trial starts phase 2 from it, with the metrics it would have had trained
+(``trainer/phase1_cache.py``). The trial that trains a phase 1 is put before those that take it, so
+with ``workers`` trials at once they seldom start before it has finished (one that does trains it
+too). ``seconds`` says how many phase 1s were trained and how many were taken from the cache.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ class TransferBench:
     runtime: TrialRuntime  # where the trials run: the home, 2 threads
     workers: int = 1  # trials run at once (1: in this process)
     ledger: Path | None = None  # finished trials appended here, read back by a later run (see ``open_ledger``)
+    phase1_sources: dict[str, int] = field(default_factory=dict)  # trials run by where their phase 1 came from
     trial_s: list[float] = field(default_factory=list)  # each trial's seconds, in the order they ran
     done: dict[str, dict[str, Any]] = field(default_factory=dict)  # the metrics of every trial run, by config
     _pool: Any = None  # the worker processes, made on first use (``close`` ends them)
@@ -92,6 +98,8 @@ class TransferBench:
         the trials already there: a run that crashed or was killed loses none of its trials. A line
         is keyed by the trial config and a hash of the trainer's and synth's source, so trials of
         other code are not taken. Returns how many were taken."""
+        from xstilts.trainer.phase1_cache import trainer_source_hash
+
         self.ledger = path
         taken = 0
         if path.exists():
@@ -100,29 +108,34 @@ class TransferBench:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut by a kill
-                if rec.get("code") == _CODE and rec["key"] not in self.done:
+                if rec.get("code") == trainer_source_hash() and rec["key"] not in self.done:
                     self.done[rec["key"]] = rec["metrics"]
                     taken += 1
         return taken
 
-    def _keep(self, key: str, metrics: dict[str, Any], seconds: float) -> None:
+    def _keep(self, key: str, metrics: dict[str, Any], seconds: float, phase1: str | None) -> None:
+        from xstilts.trainer.phase1_cache import trainer_source_hash
+
         self.done[key] = metrics
         self.trial_s.append(seconds)
+        if phase1 is not None:
+            self.phase1_sources[phase1] = self.phase1_sources.get(phase1, 0) + 1
         if self.ledger is not None:
             self.ledger.parent.mkdir(parents=True, exist_ok=True)
             with self.ledger.open("a") as f:
-                f.write(json.dumps({"key": key, "code": _CODE, "metrics": metrics, "seconds": seconds}) + "\n")
+                f.write(json.dumps({"key": key, "code": trainer_source_hash(), "metrics": metrics,
+                                    "seconds": seconds}) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
 
     def run_all(self, requests: list[tuple[int, dict[str, Any]]]) -> None:
         """Run every (seed, overrides) not run yet (a config asked for again is not run again: the
-        same config trains the same model), ``workers`` at a time."""
+        same config trains the same model), ``workers`` at a time, each phase 1's first trial first."""
         todo: dict[str, Any] = {}
         for seed, over in requests:
             cfg = self._config(seed, over)
             todo.setdefault(cfg.model_dump_json(), cfg)
-        todo = {k: c for k, c in todo.items() if k not in self.done}
+        todo = _phase1_makers_first({k: c for k, c in todo.items() if k not in self.done})
         if self.workers <= 1 or len(todo) <= 1:
             for key, cfg in todo.items():
                 self._keep(key, *_run_one(cfg, self.runtime))
@@ -135,9 +148,9 @@ class TransferBench:
                                              initializer=_one_thread)
         one_thread = dataclasses.replace(self.runtime, threads=1)
         t0, n = time.perf_counter(), len(todo)
-        for i, (key, (metrics, seconds)) in enumerate(zip(todo, self._pool.map(_run_one, todo.values(),
-                                                                               [one_thread] * n), strict=True)):
-            self._keep(key, metrics, seconds)
+        for i, (key, done) in enumerate(zip(todo, self._pool.map(_run_one, todo.values(), [one_thread] * n),
+                                            strict=True)):
+            self._keep(key, *done)
             elapsed = time.perf_counter() - t0
             if i + 1 == n or (i + 1) % max(1, n // 20) == 0:
                 _progress(f"{i + 1}/{n} trials, {elapsed / 60:.1f} min, ~{elapsed / (i + 1) * (n - i - 1) / 60:.1f} min left")
@@ -153,20 +166,21 @@ class TransferBench:
             self._pool = None
 
 
-def _source_hash() -> str:
-    """A hash of the trainer's source (synth included): what a kept trial's scores depend on."""
-    import hashlib
+def _phase1_makers_first(todo: dict[str, Any]) -> dict[str, Any]:
+    """``todo`` reordered: first the trials without a phase 1 and the first trial of each phase 1
+    (by its cache key), then the others in their order, so that those start after the trial that
+    trains their phase 1 (with ``workers`` at a time, unless there are fewer phase 1s than workers)."""
+    from xstilts.trainer.phase1_cache import phase1_key
 
-    import xstilts.trainer
-
-    root = Path(xstilts.trainer.__file__).resolve().parent
-    h = hashlib.sha1()
-    for f in sorted(root.rglob("*.py")):
-        h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
-    return h.hexdigest()[:12]
-
-
-_CODE = _source_hash()
+    first: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    seen: set[str] = set()
+    for key, cfg in todo.items():
+        p1 = phase1_key(cfg) if cfg.intermediate_steps and (cfg.intermediate or cfg.stages) else None
+        (after if p1 in seen else first)[key] = cfg
+        if p1 is not None:
+            seen.add(p1)
+    return {**first, **after}
 
 
 def _one_thread() -> None:
@@ -180,13 +194,13 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _run_one(cfg: Any, runtime: Any) -> tuple[dict[str, Any], float]:
-    """One trial, silent: (its metrics, its seconds)."""
+def _run_one(cfg: Any, runtime: Any) -> tuple[dict[str, Any], float, str | None]:
+    """One trial, silent: (its metrics, its seconds, where its phase 1 came from: ``phase1_source``)."""
     from xstilts.trainer.trial import run_trial
 
     ts = time.perf_counter()
     res = run_trial(cfg, None, runtime=runtime, log=lambda s: None)
-    return dict(res["metrics"]), time.perf_counter() - ts
+    return dict(res["metrics"]), time.perf_counter() - ts, res.get("phase1_source")
 
 
 def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 2, home: str | None = None,
@@ -246,6 +260,8 @@ def _measure(tb: TransferBench, seconds: dict[str, Any], quick: bool, seeds: int
     seconds["per_trial_max"] = max(tb.trial_s, default=float("nan"))
     seconds["trials"] = len(tb.trial_s)
     seconds["effect_trial_max"] = max(tb.trial_s[first_effect_trial:] or [float("nan")])
+    seconds["phase1_trained"] = tb.phase1_sources.get("trained", 0)  # by the trials run now
+    seconds["phase1_from_cache"] = tb.phase1_sources.get("cache", 0)
     seconds["default_trial"] = default_trial_seconds(tb, quick)
     seconds["total"] = time.perf_counter() - t_start
     seconds["workers"] = tb.workers
@@ -279,7 +295,7 @@ def _measure(tb: TransferBench, seconds: dict[str, Any], quick: bool, seeds: int
 def _prepare(quick: bool, home: str | None) -> tuple[TransferBench, dict[str, Any]]:
     """The synth benchmark and the tiny model (made if missing), the trials' shared settings:
     (the bench, ``seconds`` with generation and pretraining)."""
-    from xstilts.trainer.config import TinyModelSpec, TrialConfig, TrialRuntime
+    from xstilts.trainer.config import TinyModelSpec, TrialRuntime
     from xstilts.trainer.data import synth_benchmark
     from xstilts.trainer.home import home as home_dir
     from xstilts.trainer.model import ensure_tiny_model
@@ -293,11 +309,11 @@ def _prepare(quick: bool, home: str | None) -> tuple[TransferBench, dict[str, An
     model_dir = ensure_tiny_model(root, spec)
     seconds["pretraining"] = json.loads(Path(model_dir, "xstilts_pretrain.json").read_text()).get("seconds")
     seconds["pretraining_cached"] = time.perf_counter() - t0 < 5
-    base: dict[str, Any] = {"tiny": spec, "schedule": "sequential"}
-    base["eval_every"] = TrialConfig.model_fields["target_steps"].default  # one dev evaluation, at the end
+    base: dict[str, Any] = {"tiny": spec, "schedule": "sequential", "eval_dev": False}  # test scores are read
     if quick:
-        base.update(intermediate_steps=40, target_steps=40, eval_every=40, eval_max_examples=100)
-    return TransferBench(bench, base, TrialRuntime(home=str(root), threads=2)), seconds
+        base.update(intermediate_steps=40, target_steps=40, eval_max_examples=100)
+    runtime = TrialRuntime(home=str(root), threads=2, phase1_cache=str(root / "bench" / "phase1-cache"))
+    return TransferBench(bench, base, runtime), seconds
 
 
 def _progress(msg: str) -> None:
@@ -399,18 +415,19 @@ def intermediate_effects(tb: TransferBench, tasks: list[str], targets: list[str]
 
 def default_trial_seconds(tb: TransferBench, quick: bool) -> float:
     """One trial exactly as the default search runs its first point, timed whole (model load
-    included; at smoke size with the bench's tiny model and fidelity). Not counted in ``trial_s``."""
+    included; at smoke size with the bench's tiny model and fidelity, dev evaluated at the end), its
+    phase 1 trained (no cache). Not counted in ``trial_s``."""
     from xstilts.spaces import load_space, optuna_points, to_trial_config, with_constants
     from xstilts.trainer.trial import run_trial
 
     dspec = load_space(None)
     base = tb.base
     dcfg = to_trial_config(dspec, with_constants(dspec, optuna_points(dspec)[0]),
-                           **({"tiny": base["tiny"], **{k: base[k] for k in ("intermediate_steps", "target_steps",
-                                                                             "eval_every", "eval_max_examples")}}
+                           **({"tiny": base["tiny"], "eval_every": base["target_steps"],
+                               **{k: base[k] for k in ("intermediate_steps", "target_steps", "eval_max_examples")}}
                               if quick else {}))
     td = time.perf_counter()
-    run_trial(dcfg, None, runtime=tb.runtime, log=lambda s: None)
+    run_trial(dcfg, None, runtime=dataclasses.replace(tb.runtime, phase1_cache=None), log=lambda s: None)
     return time.perf_counter() - td
 
 

@@ -177,6 +177,11 @@ class TrialConfig(BaseModel):
     target_steps: int = Field(300, ge=1)
     batch_size: int = Field(32, ge=1)
     eval_every: int = Field(100, ge=1)  # target-phase steps between zero-shot evaluations/reports
+    # evaluate on dev at all (every eval_every steps and at the end of phase 2). False: phase 2 reports
+    # nothing, and the final report has the test scores but no dev ones; for runs that read test scores
+    # only (a benchmark), never a search (its objective and schedulers read dev). Test scores are the same
+    # either way: an evaluation draws no random number
+    eval_dev: bool = True
     max_seq_len: int = Field(64, ge=8)
 
     # --- engine
@@ -405,9 +410,12 @@ class TrialRuntime:
     output_dir: str | None = None  # results.json and checkpoints go here (xstilts train); None: a scratch folder
     resume: bool = True  # resume from output_dir's last checkpoint when there is one
     resume_from: str | None = None  # a checkpoint folder to continue from (a retried or exploited Tune trial)
+    # a folder of finished phase-1 states (``phase1_cache.py``): a trial whose phase 1 is there starts
+    # phase 2 from it, one whose phase 1 is not keeps its own there; None: phase 1 always trains
+    phase1_cache: str | None = None
 
 
-RUNTIME_KEYS = ("home", "threads", "output_dir", "resume")  # what a trial config file may also set
+RUNTIME_KEYS = ("home", "threads", "output_dir", "resume", "phase1_cache")  # what a trial config file may also set
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
@@ -438,7 +446,7 @@ def read_yaml_mapping(path: Path, what: str, error: type[ValueError] = ConfigErr
 def load_trial_config(path: str | Path, overrides: dict[str, Any] | None = None
                       ) -> tuple[TrialConfig, TrialRuntime]:
     """A trial config file: the ``TrialConfig`` and the ``TrialRuntime`` keys it may also carry
-    (``home``, ``threads``, ``output_dir``, ``resume``, at the top level)."""
+    (``home``, ``threads``, ``output_dir``, ``resume``, ``phase1_cache``, at the top level)."""
     p = Path(path)
     raw = read_yaml_mapping(p, "config")
     raw.update(overrides or {})

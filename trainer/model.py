@@ -289,6 +289,15 @@ class MultiTaskModel(nn.Module):
         made = {t: make_head(self.families[t], hidden, n) for t, n in heads.items()}
         self.heads = nn.ModuleDict({t: h for t, h in made.items() if h is not None})
 
+    def add_head(self, task: str, family: str, num_labels: int) -> nn.Module | None:
+        """A new head for ``task`` (none for retrieval), initialised from torch's global RNG and put
+        on the encoder's device; returned."""
+        self.families[task] = family
+        head = make_head(family, self.encoder.config.hidden_size, num_labels)
+        if head is not None:
+            self.heads[task] = head.to(next(self.encoder.parameters()).device)
+        return head
+
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int | None = None) -> torch.Tensor:
         """Mean-pooled hidden states of ``layer`` (default: the middle layer, as XTREME's retrieval)."""
         from .metrics import mean_pool

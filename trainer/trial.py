@@ -1,16 +1,17 @@
 """One trial, start to end: ``run_trial(config, report)`` runs the steps of a ``TrialRecipe``.
 
-    setup            encoder checkpoint -> multi-task model (one head per task); data -> token ids
+    setup            encoder checkpoint -> multi-task model (one head per intermediate task); data -> token ids
                      -> BatchStreams (one per task and language, one per MLM language); phase-1 schedule;
                      resume point
     run_intermediate phase 1: intermediate training on a schedule of mixtures (tasks by rate,
                      multilingual MLM whose languages are sampled with temperature T or UniMax), one
                      component per step (a task's language drawn among English and its translations by
                      ``intermediate_languages``); every ``probe_every`` steps a probe (a short English target
-                     fine-tune of a copy, scored zero-shot) reported with a checkpoint
-    run_target       phase 2: English fine-tuning on the target task(s); every ``eval_every`` steps a
-                     zero-shot evaluation in every language of each target (``TrialConfig.languages``),
-                     reported through ``report`` with a checkpoint
+                     fine-tune of a copy, scored zero-shot) reported with a checkpoint; or its end state
+                     taken from ``TrialRuntime.phase1_cache`` (``phase1_cache.py``), kept there if absent
+    run_target       phase 2: a head per target task; English fine-tuning on the target task(s); every
+                     ``eval_every`` steps a zero-shot evaluation in every language of each target
+                     (``TrialConfig.languages``; none without ``eval_dev``), reported with a checkpoint
     finish           test-set evaluation in every language; results reported, returned (and written);
                      if the test phase fails, the dev results are reported and written first (partial)
 
@@ -29,11 +30,17 @@ stream's RNG and position, the masking generator, torch's RNG, the loss history)
 ``run_trial(..., runtime=TrialRuntime(resume_from=DIR))`` (or a runtime whose ``output_dir`` holds
 one, with ``resume`` on) continues from it and ends with the same metrics, bit for bit on CPU, as a
 run that was never interrupted.
+
+Phase 1 depends on its own config only: the target heads are added at phase 2 (each from a seed of
+the trial's seed and the task), and each phase starts torch's RNG from a seed of its own, so the
+targets change no draw of phase 1 and a phase 1 taken from the cache gives the very metrics of one
+trained here.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import shutil
@@ -58,12 +65,14 @@ from .checkpoints import (
 from .config import TrialConfig, TrialRuntime
 from .corpora import encode_docs, mlm_documents
 from .data import control_languages, load_records
-from .engine import build_engine, engine_step, world
-from .families import Encoded, collate, encode, evaluate
+from .engine import bf16_supported, build_engine, engine_step, world
+from .evaluation import ZeroShotEvaluator, objective_languages
+from .families import Encoded, collate, encode
 from .home import home, use_home_torch_extensions
 from .mixture import Mixture, MixtureSampler, language_rates, temperature_rates, unimax_rates
 from .model import MultiTaskModel, ensure_tiny_model, load_pretrained, mask_tokens, pad
 from .names import TRIAL_DONE, TRIAL_PARTIAL
+from .phase1_cache import load_phase1, phase1_key, store_phase1
 from .schedule import (
     Schedule,
     ScheduleSampler,
@@ -81,8 +90,9 @@ Report = Callable[..., None]
 Sampler = MixtureSampler | ScheduleSampler  # draws the component of each step
 
 
-def objective_languages(langs: list[str], controls: list[str]) -> list[str]:
-    return [lang for lang in langs if lang != "en" and lang not in controls]
+def _seed(seed: int, what: str) -> int:
+    """A seed of its own for ``what`` (a phase, a head) of a trial with seed ``seed``."""
+    return int.from_bytes(hashlib.sha256(f"{seed}-{what}".encode()).digest()[:8], "little") >> 1
 
 
 def run_trial(cfg: TrialConfig, report: Report | None = None, *, runtime: TrialRuntime | None = None,
@@ -136,7 +146,6 @@ class TrialRecipe:
         self.checkpoint_root = checkpoint_root
         self.t_start = time.perf_counter()
         self.times: dict[str, float] = {}  # seconds per part, reported as time/<part>
-        self.eval_s = 0.0  # seconds spent in evaluations (probes excepted)
         self.progress = TrialProgress()
         self.streams: dict[str, BatchStream] = {}  # every component's training batches
         self.lang_sampler: MixtureSampler | None = None  # the language of each MLM step
@@ -149,8 +158,9 @@ class TrialRecipe:
         self.resume_point: Path | None = None  # the checkpoint this run continues from
         self.resumed: dict[str, Any] | None = None  # its client state
         self.engine_name = ""
-        self.eval_cache: dict[tuple[str, str, str], Encoded] = {}  # (task, split, lang) -> encoded rows
-        self.eval_state: dict[tuple[str, str], dict[str, Any]] = {}  # (task, lang) -> evaluate()'s cache
+        # where phase 1's end state came from: "trained" (here, in part if resumed in phase 1), "cache"
+        # (TrialRuntime.phase1_cache), "checkpoint" (resumed in phase 2); None without phase 1
+        self.phase1_source: str | None = None
 
     # ---- setup ----------------------------------------------------------------------------------
 
@@ -165,6 +175,7 @@ class TrialRecipe:
         self.rank, self.world_size = world()
         mlm = self._load_encoder()
         self.controls = control_languages(cfg.benchmark)  # scored, never part of the objective
+        self.evaluator = ZeroShotEvaluator(cfg, self.tok.pad_token_id, self.controls, self._encode)
         sizes = self._intermediate_streams()
         if phase1_uses_mlm(cfg):
             sizes["mlm"] = self._mlm_streams()
@@ -240,15 +251,31 @@ class TrialRecipe:
         return sum(self.mlm_docs.values())
 
     def _build_model(self, mlm: Any) -> None:
-        """The multi-task model: the encoder with one head per intermediate and target task."""
+        """The multi-task model: the encoder with one head per intermediate task. The target heads
+        come at phase 2 (``_add_target_heads``), so that phase 1 depends on its own config only."""
         cfg = self.cfg
-        heads = {t: task_info(t).num_labels for t in [*self.intermediate_tasks, *cfg.target_tasks]}
-        self.families = {t: task_info(t).family for t in heads}
-        self.model = MultiTaskModel(mlm, heads, self.families)
-        if cfg.dropout is not None:
-            for m in self.model.modules():
+        self.families = {t: task_info(t).family for t in [*self.intermediate_tasks, *cfg.target_tasks]}
+        self.model = MultiTaskModel(mlm, {t: task_info(t).num_labels for t in self.intermediate_tasks},
+                                    self.families)
+        self._set_dropout(self.model)
+
+    def _set_dropout(self, module: torch.nn.Module) -> None:
+        if self.cfg.dropout is not None:
+            for m in module.modules():
                 if isinstance(m, torch.nn.Dropout):
-                    m.p = cfg.dropout
+                    m.p = self.cfg.dropout
+
+    def _add_target_heads(self, net: MultiTaskModel) -> None:
+        """A head per target task ``net`` lacks, each initialised from a seed of its own (the trial's
+        seed and the task): the same heads whatever was drawn before, torch's RNG left as it was."""
+        for t in self.cfg.target_tasks:
+            if t in net.heads or task_info(t).family == "retrieval":
+                continue
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(_seed(self.cfg.seed, f"head-{t}"))
+                head = net.add_head(t, task_info(t).family, task_info(t).num_labels)
+            if head is not None:
+                self._set_dropout(head)
 
     def _target_streams(self) -> None:
         """A stream per fine-tuned target (retrieval targets are not trained): English train data,
@@ -326,8 +353,15 @@ class TrialRecipe:
         checkpoints on the way. Skipped without a schedule or when resuming in phase 2."""
         cfg, schedule = self.cfg, self.schedule
         if schedule is None or (self.resumed is not None and self.resumed["phase"] == "target"):
+            self.phase1_source = "checkpoint" if schedule is not None else None
             return
         t0 = time.perf_counter()
+        cache_key = self._phase1_cache_key()
+        if cache_key is not None and self._take_phase1(cache_key):
+            self.times["phase1_s"] = time.perf_counter() - t0
+            return
+        self.phase1_source = "trained"
+        torch.manual_seed(_seed(cfg.seed, "intermediate"))  # (a resumed run sets the saved RNG state next)
         engine = self._new_engine(schedule.total_steps)
         self.engine_name = type(engine).__name__
         sampler = ScheduleSampler(schedule, cfg.seed)
@@ -345,6 +379,43 @@ class TrialRecipe:
         self.times["phase1_s"] = time.perf_counter() - t0 - self.times.get("probe_s", 0.0)
         self.log(f"[trial] phase 1 done: {schedule.total_steps} steps, loss {statistics.fmean(losses[:20]):.3f} -> "
                  f"{statistics.fmean(losses[-50:]):.3f}")
+        if cache_key is not None and self.rank == 0:
+            store_phase1(self.rt.phase1_cache or "", cache_key, self._phase1_state())
+
+    def _phase1_cache_key(self) -> str | None:
+        """The key of this trial's phase 1 in ``TrialRuntime.phase1_cache``, or None where the cache is
+        not used: none given, a resumed run, probes (they report target scores during phase 1), or
+        where a cached phase 1 is not known to give the very numbers of a trained one (several
+        workers, ZeRO stages > 0, bf16)."""
+        cfg = self.cfg
+        if not self.rt.phase1_cache or self.resumed is not None:
+            return None
+        bf16 = bf16_supported() if cfg.bf16 == "auto" else cfg.bf16 == "on"
+        why = ("probes report during phase 1" if cfg.probe_every else f"{self.world_size} workers"
+               if self.world_size > 1 else f"ZeRO stage {cfg.zero_stage}" if cfg.zero_stage else "bf16" if bf16 else "")
+        if why:
+            self.log(f"[trial] phase-1 cache not used: {why}")
+            return None
+        return phase1_key(cfg)
+
+    def _phase1_state(self) -> dict[str, Any]:
+        """What phase 2 and the results read of phase 1: the model's weights, the loss history, and
+        the phase-1 streams', samplers' and masking generator's states (checkpoints carry them)."""
+        return {"model": self.model.state_dict(), "phase1_losses": list(self.progress.phase1_losses),
+                "engine_name": self.engine_name, **self._draw_state(leave_out=tuple(self.trainable_targets))}
+
+    def _take_phase1(self, key: str) -> bool:
+        """Phase 1's end state from the cache, if it holds ``key``: whether it did."""
+        state = load_phase1(self.rt.phase1_cache or "", key)
+        if state is None:
+            return False
+        self.model.load_state_dict(state["model"])
+        self.progress.phase1_losses = list(state["phase1_losses"])
+        self._load_draw_state(state)
+        self.engine_name = state["engine_name"]
+        self.phase1_source = "cache"
+        self.log(f"[trial] phase 1 taken from the cache ({key})")
+        return True
 
     def _probe_and_report(self, engine: Any, sampler: Sampler, step: int) -> None:
         """A probe's scores, reported with a checkpoint: what PBT needs to act on the mixture."""
@@ -362,9 +433,10 @@ class TrialRecipe:
         fine-tune of a *copy* of the model, scored zero-shot on dev. The run itself is untouched
         (its RNG streams are saved and restored), so probing never changes a trial's result."""
         cfg = self.cfg
-        tp, eval_before = time.perf_counter(), self.eval_s
+        tp, eval_before = time.perf_counter(), self.evaluator.eval_s
         rng_state, mask_state = torch.get_rng_state(), self.mask_gen.get_state()
         net = copy.deepcopy(self.model)
+        self._add_target_heads(net)
         engine = self._new_engine(cfg.probe_steps, net)
         src = {t: BatchStream(self.streams[t].data, cfg.batch_size, f"{cfg.seed}-{t}-probe{step}")
                for t in self.trainable_targets}
@@ -376,7 +448,7 @@ class TrialRecipe:
         del engine, net
         torch.set_rng_state(rng_state)
         self.mask_gen.set_state(mask_state)
-        self.eval_s = eval_before  # probe time is its own line, not the phase's evaluation time
+        self.evaluator.eval_s = eval_before  # probe time is its own line, not the phase's evaluation time
         self.times["probe_s"] = self.times.get("probe_s", 0.0) + time.perf_counter() - tp
         return out
 
@@ -388,11 +460,13 @@ class TrialRecipe:
         checkpoint; the last evaluation is returned (the final report follows, with test scores)."""
         cfg = self.cfg
         t0 = time.perf_counter()
+        torch.manual_seed(_seed(cfg.seed, "target"))  # phase 2's own draws (a resumed run sets the saved state next)
+        self._add_target_heads(self.model)
         if not self.trainable_targets:  # only retrieval targets: nothing to fine-tune
             self.model.train()
-            metrics: dict[str, Any] = {**self.evaluate("dev"), "train/step": 0,
+            metrics: dict[str, Any] = {**(self.evaluate("dev") if cfg.eval_dev else {}), "train/step": 0,
                                        "intermediate/loss": self._intermediate_loss()}
-            self.times["phase2_s"] = time.perf_counter() - t0 - self.eval_s
+            self.times["phase2_s"] = time.perf_counter() - t0 - self.evaluator.eval_s
             return metrics
         sampler = MixtureSampler(Mixture({t: 1.0 for t in self.trainable_targets}), cfg.seed + 2)
         engine = self._new_engine(cfg.target_steps)
@@ -408,18 +482,20 @@ class TrialRecipe:
             p.phase2_losses.append(p.chunk[-1])
             if step == min(20, cfg.target_steps):
                 p.first_loss = statistics.fmean(p.chunk)
-            if step % cfg.eval_every == 0 or step == cfg.target_steps:
-                metrics = {**self.evaluate("dev"), "train/loss": statistics.fmean(p.chunk), "train/step": step,
+            last = step == cfg.target_steps
+            if last or (cfg.eval_dev and step % cfg.eval_every == 0):
+                dev = self.evaluate("dev") if cfg.eval_dev else {}
+                metrics = {**dev, "train/loss": statistics.fmean(p.chunk), "train/step": step,
                            "train/phase": 2, "intermediate/loss": inter_loss}
                 p.chunk, p.metrics = [], metrics
-                if step == cfg.target_steps:
+                if last:
                     break  # the final report follows, with test scores
                 path = self.save_checkpoint(engine, "target", step, sampler)
                 if self.rank == 0:
                     self.report(metrics, checkpoint_dir=str(path))
             elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 self.save_checkpoint(engine, "target", step, sampler)
-        self.times["phase2_s"] = time.perf_counter() - t0 - self.eval_s
+        self.times["phase2_s"] = time.perf_counter() - t0 - self.evaluator.eval_s
         return metrics
 
     def _intermediate_loss(self) -> float:
@@ -430,87 +506,39 @@ class TrialRecipe:
     # ---- evaluation ---------------------------------------------------------------------------------
 
     def evaluate(self, split: str, net: MultiTaskModel | None = None) -> dict[str, float]:
-        """Every target task in every evaluation language on ``split`` (``dev`` or ``test``), with the
-        zero-shot mean per task, their mean (the objective) and the worst objective language."""
-        net = net or self.model
-        te = time.perf_counter()
-        net.eval()
-        out: dict[str, float] = {}
-        prefix = "test/" if split == "test" else ""
-        per_task = []
-        worst = math.inf
-        with torch.no_grad():
-            for t in self.cfg.target_tasks:
-                scores = self._score_task(net, t, split)
-                out.update({f"{prefix}en/{t}" if lang == "en" else f"{prefix}zero_shot/{t}/{lang}": s
-                            for lang, s in scores.items()})
-                worst = min([worst, *self._objective_scores(scores)])
-                out[f"{prefix}zero_shot/{t}"] = self._objective_mean(scores)
-                per_task.append(out[f"{prefix}zero_shot/{t}"])
-        out[f"{prefix}zero_shot/avg"] = statistics.fmean(per_task)
-        out[f"{prefix}zero_shot/worst"] = worst if worst < math.inf else float("nan")
-        if split == "test" and self.cfg.eval_clean:
-            out.update(self._evaluate_clean())
-        net.train()
-        self.eval_s += time.perf_counter() - te
-        return out
-
-    def _score_task(self, net: MultiTaskModel, task: str, split: str) -> dict[str, float]:
-        """Scores of ``task`` on ``split`` per evaluation language (``TrialConfig.languages``: by default
-        every language the task has in that split; retrieval pairs each with English, so not English)."""
-        info = task_info(task)
-        scores: dict[str, float] = {}
-        for lang in self.cfg.languages(task, split):
-            state = self.eval_state.setdefault((task, lang), {})
-            state["split"] = split
-            scores[lang] = evaluate(net, info, self._eval_data(task, split, lang), self.tok.pad_token_id,
-                                    layer=self.cfg.retrieval_layer, state=state)
-        return scores
-
-    def _eval_data(self, task: str, split: str, lang: str) -> Encoded:
-        key = (task, split, lang)
-        if key not in self.eval_cache:
-            self.eval_cache[key] = self._encode(task, split, lang, self.cfg.eval_max_examples)
-        return self.eval_cache[key]
-
-    def _objective_scores(self, scores: dict[str, float]) -> list[float]:
-        """The scores of the objective languages: neither English nor a control."""
-        return [scores[lang] for lang in objective_languages(list(scores), list(self.controls))]
-
-    def _objective_mean(self, scores: dict[str, float]) -> float:
-        """The mean of ``scores`` over the objective languages (nan without any)."""
-        values = self._objective_scores(scores)
-        return statistics.fmean(values) if values else float("nan")
-
-    def _evaluate_clean(self) -> dict[str, float]:
-        """Scores on ``test_clean`` (items whose deciding words are not English), where a task has it."""
-        out: dict[str, float] = {}
-        for t in self.cfg.target_tasks:
-            info = task_info(t)
-            if "test_clean" not in info.splits:
-                continue
-            scores = {lang: evaluate(self.model, info, self._eval_data(t, "test_clean", lang), self.tok.pad_token_id,
-                                     layer=self.cfg.retrieval_layer)
-                      for lang in self.cfg.languages(t, "test_clean") if lang != "en"}
-            out.update({f"test_clean/zero_shot/{t}/{lang}": s for lang, s in scores.items()})
-            out[f"test_clean/zero_shot/{t}"] = self._objective_mean(scores)
-        return out
+        """Every target task in every evaluation language on ``split`` (``ZeroShotEvaluator.evaluate``)."""
+        return self.evaluator.evaluate(net or self.model, split)
 
     # ---- checkpoints ------------------------------------------------------------------------------
 
     def save_checkpoint(self, engine: Any, phase: str, step: int, sampler: Sampler) -> Path:
         """Checkpoint ``<phase>-<step>``: the engine's states and everything else a resumed run needs
         to draw the same batches, masks and dropout (the client state)."""
-        client = {
-            "phase": phase, "step": step, "sampler": sampler.state_dict(),
-            "streams": {k: s.state_dict() for k, s in self.streams.items()},
-            "lang_sampler": self.lang_sampler.state_dict() if self.lang_sampler else None,
-            "task_lang_samplers": {t: s.state_dict() for t, s in self.task_lang_samplers.items()},
-            "mask_gen": self.mask_gen.get_state(), "torch_rng": torch.get_rng_state(),
-            **self.progress.state_dict(),
-        }
+        client = {"phase": phase, "step": step, "sampler": sampler.state_dict(), **self._draw_state(),
+                  "torch_rng": torch.get_rng_state(), **self.progress.state_dict()}
         return save_checkpoint(engine, self.checkpoint_root, f"{phase}-{step:06d}", client,
                                write_client=self.rank == 0)
+
+    def _draw_state(self, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The states of what draws batches and masks: every stream (but ``leave_out``), the language
+        samplers, the masking generator."""
+        return {"streams": {k: s.state_dict() for k, s in self.streams.items() if k not in leave_out},
+                "lang_sampler": self.lang_sampler.state_dict() if self.lang_sampler else None,
+                "task_lang_samplers": {t: s.state_dict() for t, s in self.task_lang_samplers.items()},
+                "mask_gen": self.mask_gen.get_state()}
+
+    def _load_draw_state(self, state: dict[str, Any]) -> None:
+        """Put back what ``_draw_state`` saved (every stream it has; task samplers it lacks stay as they are)."""
+        for k, s in state["streams"].items():
+            self.streams[k].load_state_dict(s)
+        if self.lang_sampler and state["lang_sampler"]:
+            self.lang_sampler.load_state_dict({**state["lang_sampler"],
+                                               "rng": as_random_state(state["lang_sampler"]["rng"])})
+        saved = state.get("task_lang_samplers") or {}
+        for t, lang_sampler in self.task_lang_samplers.items():
+            if t in saved:
+                lang_sampler.load_state_dict({**saved[t], "rng": as_random_state(saved[t]["rng"])})
+        self.mask_gen.set_state(state["mask_gen"])
 
     def restore(self, engine: Any, sampler: Sampler) -> int:
         """Put the engine, the phase's sampler, every stream, the RNGs and the loss history back as
@@ -519,16 +547,7 @@ class TrialRecipe:
         resumed = self.resumed
         load_engine_state(engine, self.resume_point)
         sampler.load_state_dict({**resumed["sampler"], "rng": as_random_state(resumed["sampler"]["rng"])})
-        for k, s in self.streams.items():
-            s.load_state_dict(resumed["streams"][k])
-        if self.lang_sampler and resumed["lang_sampler"]:
-            self.lang_sampler.load_state_dict({**resumed["lang_sampler"],
-                                               "rng": as_random_state(resumed["lang_sampler"]["rng"])})
-        saved = resumed.get("task_lang_samplers") or {}
-        for t, lang_sampler in self.task_lang_samplers.items():
-            if t in saved:
-                lang_sampler.load_state_dict({**saved[t], "rng": as_random_state(saved[t]["rng"])})
-        self.mask_gen.set_state(resumed["mask_gen"])
+        self._load_draw_state(resumed)
         torch.set_rng_state(resumed["torch_rng"])
         self.progress = TrialProgress.from_state_dict(resumed)
         return int(resumed["step"])
@@ -551,12 +570,12 @@ class TrialRecipe:
         if self.rank == 0:
             self.report(final)
             self._write_results(result)
-        self.log(f"[trial] done in {self.times['trial_s']:.1f}s: zero_shot/avg {final['zero_shot/avg']:.3f} (dev), "
+        self.log(f"[trial] done in {self.times['trial_s']:.1f}s: zero_shot/avg {final.get('zero_shot/avg', math.nan):.3f} (dev), "
                  f"{final['test/zero_shot/avg']:.3f} (test); engine {self.engine_name}")
         return result
 
     def _with_times(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        self.times["eval_s"] = self.eval_s
+        self.times["eval_s"] = self.evaluator.eval_s
         self.times["trial_s"] = time.perf_counter() - self.t_start
         return {**metrics, **{f"time/{k}": round(v, 3) for k, v in self.times.items()},
                 "train/first_loss": self.progress.first_loss}
@@ -585,6 +604,7 @@ class TrialRecipe:
                 "mlm_languages": self.mlm_rates,
                 "mlm_docs": self.mlm_docs,
                 "schedule": self.schedule.describe() if self.schedule else None, "resumed": self.resumed is not None,
+                "phase1_source": self.phase1_source,
                 "world_size": self.world_size,
                 "train_examples": {t: len(self.streams[t].data) for t in self.trainable_targets},
                 "curves": {"intermediate": self.progress.phase1_losses, "target": self.progress.phase2_losses}}

@@ -141,6 +141,12 @@ def test_bench_transfer_cli_prints_one_json_object_at_smoke_size(tiny_home: Path
     # zero-shot run), on one worker per core
     assert out["seconds"]["trials"] == 7 * 1 + 1 + 1 + 1 + 1 + 2 * 2 * 2
     assert out["effect_seeds"] == 2 and all(math.isfinite(v) for v in by_target["tatoeba"]["se"].values())
+    # each (intermediate task, seed)'s phase 1 is trained once, by its first trial, and the other target's
+    # trial takes it from the cache (one that starts before its maker has finished trains it too)
+    p1 = out["seconds"]
+    assert p1["phase1_trained"] + p1["phase1_from_cache"] == 2 * 2 * 2
+    assert p1["phase1_trained"] >= 2 * 2 and p1["phase1_from_cache"] >= 1
+    assert len(list((tiny_home / "bench" / "phase1-cache").glob("*.pt"))) == 2 * 2
     assert out["seconds"]["workers"] == min(8, os.cpu_count() or 1)
     assert out["synth_version"] == SYNTH_VERSION
     assert 0 < out["seconds"]["effect_trial_max"] <= out["seconds"]["per_trial_max"]
