@@ -177,6 +177,11 @@ class TrialConfig(BaseModel):
     target_steps: int = Field(300, ge=1)
     batch_size: int = Field(32, ge=1)
     eval_every: int = Field(100, ge=1)  # target-phase steps between zero-shot evaluations/reports
+    # evaluate on dev at all (every eval_every steps and at the end of phase 2). False: phase 2 reports
+    # nothing, and the final report has the test scores but no dev ones; for runs that read test scores
+    # only (a benchmark), never a search (its objective and schedulers read dev). Test scores are the same
+    # either way: an evaluation draws no random number
+    eval_dev: bool = True
     max_seq_len: int = Field(64, ge=8)
 
     # --- engine

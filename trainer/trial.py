@@ -9,8 +9,8 @@
                      ``intermediate_languages``); every ``probe_every`` steps a probe (a short English target
                      fine-tune of a copy, scored zero-shot) reported with a checkpoint
     run_target       phase 2: English fine-tuning on the target task(s); every ``eval_every`` steps a
-                     zero-shot evaluation in every language of each target (``TrialConfig.languages``),
-                     reported through ``report`` with a checkpoint
+                     zero-shot dev evaluation in every language of each target (``TrialConfig.languages``),
+                     reported through ``report`` with a checkpoint (none of either without ``eval_dev``)
     finish           test-set evaluation in every language; results reported, returned (and written);
                      if the test phase fails, the dev results are reported and written first (partial)
 
@@ -384,13 +384,14 @@ class TrialRecipe:
 
     def run_target(self) -> dict[str, Any]:
         """Phase 2: English fine-tuning of the target task(s) (from the resume point, if it is in
-        phase 2), evaluated zero-shot on dev every ``eval_every`` steps and reported with a
-        checkpoint; the last evaluation is returned (the final report follows, with test scores)."""
+        phase 2), evaluated zero-shot on dev every ``eval_every`` steps and reported with a checkpoint
+        (neither without ``eval_dev``); the last metrics are returned (the final report follows, with test
+        scores)."""
         cfg = self.cfg
         t0 = time.perf_counter()
         if not self.trainable_targets:  # only retrieval targets: nothing to fine-tune
             self.model.train()
-            metrics: dict[str, Any] = {**self.evaluate("dev"), "train/step": 0,
+            metrics: dict[str, Any] = {**self._dev_scores(), "train/step": 0,
                                        "intermediate/loss": self._intermediate_loss()}
             self.times["phase2_s"] = time.perf_counter() - t0 - self.eval_s
             return metrics
@@ -408,11 +409,12 @@ class TrialRecipe:
             p.phase2_losses.append(p.chunk[-1])
             if step == min(20, cfg.target_steps):
                 p.first_loss = statistics.fmean(p.chunk)
-            if step % cfg.eval_every == 0 or step == cfg.target_steps:
-                metrics = {**self.evaluate("dev"), "train/loss": statistics.fmean(p.chunk), "train/step": step,
+            last = step == cfg.target_steps
+            if last or (cfg.eval_dev and step % cfg.eval_every == 0):
+                metrics = {**self._dev_scores(), "train/loss": statistics.fmean(p.chunk), "train/step": step,
                            "train/phase": 2, "intermediate/loss": inter_loss}
                 p.chunk, p.metrics = [], metrics
-                if step == cfg.target_steps:
+                if last:
                     break  # the final report follows, with test scores
                 path = self.save_checkpoint(engine, "target", step, sampler)
                 if self.rank == 0:
@@ -428,6 +430,24 @@ class TrialRecipe:
         return statistics.fmean(losses[-50:]) if losses else float("nan")
 
     # ---- evaluation ---------------------------------------------------------------------------------
+
+    def _dev_scores(self) -> dict[str, float]:
+        """A phase-2 report's scores: the dev evaluation, or none when ``eval_dev`` is off."""
+        return self.evaluate("dev") if self.cfg.eval_dev else {}
+
+    def _dev_choices(self) -> None:
+        """Without dev evaluations, what a test score still takes from dev: BUCC's threshold,
+        chosen on dev (``families.evaluate``'s state), before the test evaluation applies it."""
+        needs_dev = [t for t in self.cfg.target_tasks if task_info(t).metric == "bucc_f1"]
+        if self.cfg.eval_dev or not needs_dev:
+            return
+        te = time.perf_counter()
+        self.model.eval()
+        with torch.no_grad():
+            for t in needs_dev:
+                self._score_task(self.model, t, "dev")
+        self.model.train()
+        self.eval_s += time.perf_counter() - te
 
     def evaluate(self, split: str, net: MultiTaskModel | None = None) -> dict[str, float]:
         """Every target task in every evaluation language on ``split`` (``dev`` or ``test``), with the
@@ -541,6 +561,7 @@ class TrialRecipe:
         the dev scores are reported (marked ``TRIAL_PARTIAL``) and written to ``results.json``
         (``"partial": true`` and the error), then the error is raised: the trial fails with its reason."""
         try:
+            self._dev_choices()
             test = self.evaluate("test")
         except Exception as e:
             self._keep_partial(metrics, e)
@@ -551,7 +572,7 @@ class TrialRecipe:
         if self.rank == 0:
             self.report(final)
             self._write_results(result)
-        self.log(f"[trial] done in {self.times['trial_s']:.1f}s: zero_shot/avg {final['zero_shot/avg']:.3f} (dev), "
+        self.log(f"[trial] done in {self.times['trial_s']:.1f}s: zero_shot/avg {final.get('zero_shot/avg', math.nan):.3f} (dev), "
                  f"{final['test/zero_shot/avg']:.3f} (test); engine {self.engine_name}")
         return result
 
