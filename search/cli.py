@@ -294,7 +294,7 @@ def _train(args: argparse.Namespace) -> int:
                                                   if kept and kept.exists() else ""), file=sys.stderr)
         return 1
     m = result["metrics"]
-    print(json.dumps({"engine": result["engine"], OBJECTIVE: m[OBJECTIVE], TEST_OBJECTIVE: m[TEST_OBJECTIVE]}))
+    print(json.dumps({"engine": result["engine"], OBJECTIVE: m.get(OBJECTIVE), TEST_OBJECTIVE: m[TEST_OBJECTIVE]}))
     return 0
 
 
@@ -369,6 +369,8 @@ def _prepared_space(args: argparse.Namespace, opts: Any) -> Any:
             every = overrides.get("eval_every", spec.trial.get("eval_every", 100))
             overrides.update(intermediate_steps=args.steps, target_steps=args.steps,
                              eval_every=min(args.steps, int(every)))
+        if overrides.get("eval_dev") is False:  # as a space's trial block may not
+            raise SpaceError("--set eval_dev=false: a search selects on dev scores, so its trials evaluate dev")
         opts.trial_overrides = overrides
         spec = apply_options(spec, opts)
         to_trial_config(spec, sample_random(spec, 0), **overrides)  # fail before Ray starts

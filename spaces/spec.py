@@ -326,6 +326,9 @@ class SearchSpec(BaseModel):
         overlap = set(self.parameters) & set(self.trial)
         if overlap:
             raise ValueError(f"{sorted(overlap)} are both fixed (trial) and searched (parameters)")
+        if "eval_dev" in self.parameters or self.trial.get("eval_dev") is False:
+            raise ValueError("eval_dev: a search selects on dev scores, so its trials evaluate dev (only a study "
+                             "comparing test scores turns it off)")
         s = self.search
         if s.searcher == "grid":
             for name, p in self.parameters.items():

@@ -17,8 +17,11 @@ errors naming the file and the key; ``load_study`` raises every error, before Ra
 
 One arm's trial config, the later winning (``resolve_arm``)::
 
-    inline arm:       TrialConfig defaults < trial < (CLI --set / --steps) < the arm's fields < seed
-    from_search arm:  the search trial's config < trial < (CLI --set / --steps) < the arm's set < seed
+    inline arm:       TrialConfig defaults < study < trial < (CLI --set / --steps) < the arm's fields < seed
+    from_search arm:  the search trial's config < study < trial < (CLI --set / --steps) < the arm's set < seed
+
+where ``study`` is what the study itself sets: ``eval_dev`` off when it compares test scores (a dev
+evaluation would be work nobody reads; ``split: dev`` keeps it, and refuses ``eval_dev: false``).
 
 The search trial behind a ``from_search`` arm is found in the tracking store when the study
 starts (``xstilts.search.study``), not here. Every arm must end up with the same evaluation
@@ -156,7 +159,8 @@ def resolve_arm(spec: StudySpec, name: str, searched: dict[str, Any] | None = No
         raise ValueError(f"arm {name!r} comes from search {arm.from_search!r}: its trial's config is needed")
     base = dict(searched or {}) if arm is not None else {}
     own = arm.set if arm is not None else spec.arms[name]
-    raw = {**base, **spec.trial, **(overrides or {}), **own, "seed": spec.seeds[0] if seed is None else seed}
+    study = {"eval_dev": spec.statistics.split == "dev"}  # dev scores only where they are compared
+    raw = {**base, **study, **spec.trial, **(overrides or {}), **own, "seed": spec.seeds[0] if seed is None else seed}
     return TrialConfig.model_validate(raw)
 
 
@@ -171,6 +175,15 @@ def evaluation_mismatch(configs: dict[str, TrialConfig]) -> str | None:
                 return (f"arms.{n}.{f}: {values[n]!r} differs from arm {names[0]!r} ({first!r}); every arm is scored "
                         f"on the same data: set {f} in the study's `trial:`")
     return None
+
+
+def _dev_turned_off(spec: StudySpec, overrides: dict[str, Any]) -> str | None:
+    """Where ``eval_dev: false`` is set (``trial``, ``--set``, an arm), or None."""
+    places = {"trial.eval_dev": spec.trial, "--set eval_dev=false": overrides}
+    for name, raw in spec.arms.items():
+        arm = spec.search_arm(name)
+        places[f"arms.{name}.{'set.' if arm is not None else ''}eval_dev"] = arm.set if arm is not None else raw
+    return next((where for where, raw in places.items() if raw.get("eval_dev") is False), None)
 
 
 def load_study(path: str | Path) -> StudySpec:
@@ -201,6 +214,10 @@ def check_study(spec: StudySpec, where: str, overrides: dict[str, Any] | None = 
             raise StudyError(format_validation_error(e, f"{where} (arms.{name})")) from None
         except ValueError as e:
             raise StudyError(f"{where}: invalid configuration\n  arms.{name}.{e}") from None
+    no_dev = _dev_turned_off(spec, overrides or {})
+    if no_dev and spec.statistics.split == "dev":
+        raise StudyError(f"{where}: invalid configuration\n  {no_dev}: dev scores are compared (statistics.split: dev): "
+                         "the trials must evaluate dev")
     problem = evaluation_mismatch(inline) if len(inline) > 1 else None
     if problem:
         raise StudyError(f"{where}: invalid configuration\n  {problem}")

@@ -74,6 +74,12 @@ class ZeroShotEvaluator:
         scores: dict[str, float] = {}
         for lang in self.cfg.languages(task, split):
             state = self.state.setdefault((task, lang), {})
+            if split == "test" and info.metric == "bucc_f1" and "bucc_threshold" not in state:
+                # no dev evaluation came first (``eval_dev`` off): BUCC's threshold is still chosen on
+                # dev, never on test itself
+                state["split"] = "dev"
+                evaluate(net, info, self._data(task, "dev", lang), self.pad_id, layer=self.cfg.retrieval_layer,
+                         state=state)
             state["split"] = split
             scores[lang] = evaluate(net, info, self._data(task, split, lang), self.pad_id,
                                     layer=self.cfg.retrieval_layer, state=state)

@@ -456,8 +456,9 @@ class TrialRecipe:
 
     def run_target(self) -> dict[str, Any]:
         """Phase 2: English fine-tuning of the target task(s) (from the resume point, if it is in
-        phase 2), evaluated zero-shot on dev every ``eval_every`` steps and reported with a
-        checkpoint; the last evaluation is returned (the final report follows, with test scores)."""
+        phase 2), evaluated zero-shot on dev every ``eval_every`` steps and reported with a checkpoint
+        (neither without ``eval_dev``); the last metrics are returned (the final report follows, with test
+        scores)."""
         cfg = self.cfg
         t0 = time.perf_counter()
         torch.manual_seed(_seed(cfg.seed, "target"))  # phase 2's own draws (a resumed run sets the saved state next)

@@ -102,6 +102,8 @@ def test_a_read_only_home_is_a_problem_of_check(tmp_path: Path) -> None:
     (["--max-concurrent", "0"], "xstilts: --max-concurrent 0: input should be greater than or equal to 1"),
     (["--steps", "0"], "xstilts: --steps 0: input should be greater than or equal to 1"),
     (["--set", "batch_size=0"], "xstilts: --set batch_size=0: input should be greater than or equal to 1"),
+    (["--set", "eval_dev=false"], "xstilts: --set eval_dev=false: a search selects on dev scores, so its trials "
+                                  "evaluate dev"),
 ])
 def test_an_invalid_budget_is_one_line_naming_the_option(tmp_path: Path, args: list[str], line: str) -> None:
     r = run_cli(["search", str(SPACES / "default.yaml"), *args], tmp_path, timeout=120)

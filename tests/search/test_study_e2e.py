@@ -1,7 +1,8 @@
 """``xstilts study`` end to end, through the real CLI, at tiny fidelity:
 
 * the shipped ``studies/question.yaml`` (2 of its seeds, 20 + 20 steps): its JSON holds, for every
-  arm × seed, the per-language scores its MLflow child holds; the parent run carries the statistics
+  arm × seed, the per-language scores its MLflow child holds (test scores only: no dev evaluation
+  in a study of test scores); the parent run carries the statistics
   (metrics, tables, the report), and ``xstilts report`` rebuilds the same statistics from the store;
 * an arm taken from a finished search (its best sequential trial), with the search's EVP curves;
 * a study whose driver's process group is SIGKILLed after two trials finished: ``--resume`` ends it
@@ -68,6 +69,9 @@ def test_the_question_study_reports_what_its_children_hold(tiny_home: Path, tmp_
     for t in out["trials"]:  # every arm × seed: the JSON's scores are its child's, language by language
         child = by_arm_seed[t["arm"], t["seed"]]
         assert child.data.tags["xstilts.status"] == "completed" and child.data.params["seed"] == str(t["seed"])
+        # a study of test scores evaluates no dev set: neither the child nor the JSON has dev scores
+        assert child.data.params["eval_dev"] == "False" and "zero_shot/avg" not in child.data.metrics
+        assert not any(k.startswith(("zero_shot/", "en/")) for k in t["metrics"]) and "test/zero_shot/avg" in t["metrics"]
         per_language = {k: v for k, v in t["metrics"].items() if k.startswith("test/zero_shot/") and k.count("/") == 3}
         assert {k.split("/")[2] for k in per_language} == {"xnli", "tatoeba"} and len(per_language) >= 10
         for k, v in per_language.items():

@@ -185,6 +185,9 @@ def test_define_by_run_pickles_for_ray_checkpoints() -> None:
         (lambda r: r["trial"].update(target_tasks=["xnlii"]), "target_tasks", "unknown target task"),
         (lambda r: r["parameters"]["schedule"].update(when={"schedule": "sequential"}), "schedule", "circular"),
         (lambda r: r["parameters"]["learning_rate"].update(grid=[1.0]), "learning_rate", "outside"),
+        (lambda r: r["trial"].update(eval_dev=False), "eval_dev", "a search selects on dev scores"),
+        (lambda r: r["parameters"].update(eval_dev={"type": "categorical", "choices": [True, False]}), "eval_dev",
+         "a search selects on dev scores"),
     ],
 )
 def test_more_bad_spaces_name_the_file_and_the_key(tmp_path: Path, mutate, key: str, hint: str) -> None:

@@ -75,6 +75,21 @@ def test_a_search_arm_starts_from_the_search_trial_then_the_study_then_its_set(t
         resolve_arm(spec, "tuned")
 
 
+def test_a_study_of_test_scores_skips_the_dev_evaluation(tmp_path: Path) -> None:
+    """Dev scores nobody compares are not computed (``eval_dev`` off, also over a search trial's
+    config); a study of dev scores keeps them, and a study may ask for them on test too."""
+    raw = _raw()
+    raw["arms"]["tuned"] = {"from_search": "interleave"}
+    spec = load_study(_write(tmp_path, raw))
+    assert spec.statistics.split == "test"
+    assert [resolve_arm(spec, a).eval_dev for a in ("seq", "inter")] == [False, False]
+    assert not resolve_arm(spec, "tuned", searched={"intermediate": {"sst2": 1.0}, "eval_dev": True}).eval_dev
+    assert resolve_arm(spec, "seq", overrides={"eval_dev": True}).eval_dev  # asked for: kept
+    raw["statistics"] = {"split": "dev"}
+    spec = load_study(_write(tmp_path, raw))
+    assert resolve_arm(spec, "seq").eval_dev and resolve_arm(spec, "tuned", searched={"eval_dev": True}).eval_dev
+
+
 def test_seeds_as_a_count_or_a_list(tmp_path: Path) -> None:
     assert load_study(_write(tmp_path, {**_raw(), "seeds": 3})).seeds == [0, 1, 2]
     assert load_study(_write(tmp_path, {**_raw(), "seeds": [4, 9]})).seeds == [4, 9]
@@ -102,6 +117,11 @@ def test_seeds_as_a_count_or_a_list(tmp_path: Path) -> None:
         (lambda r: r.update(seeds=0), "seeds", "at least one seed"),
         (lambda r: r.update(seeds=[1, 1]), "seeds", "distinct"),
         (lambda r: r.update(arms={"seq": {}}), "arms", "at least 2"),
+        (lambda r: r.update(statistics={"split": "dev"}, trial={**r["trial"], "eval_dev": False}), "trial.eval_dev",
+         "must evaluate dev"),
+        (lambda r: (r.update(statistics={"split": "dev"}),
+                    r["arms"].update(tuned={"from_search": "x", "set": {"eval_dev": False}})),
+         "arms.tuned.set.eval_dev", "statistics.split: dev"),
     ],
 )
 def test_bad_studies_name_the_file_and_the_key(tmp_path: Path, mutate, key: str, hint: str) -> None:

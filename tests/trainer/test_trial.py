@@ -164,3 +164,20 @@ def test_a_trial_without_output_dir_leaves_no_scratch_checkpoints(tiny_home: Pat
         run_trial(cfg, report, runtime=runtime, log=lambda s: None)
     assert seen and all(Path(d).is_relative_to(tmp_path) for d in seen)
     assert not list(tmp_path.glob("xstilts-ckpt-*"))
+
+
+def test_without_dev_evaluation_the_test_scores_are_the_same(tiny_home: Path) -> None:
+    """``eval_dev: false`` (a study comparing test scores) skips the dev evaluations and the phase-2
+    reports, yet every test score is the one a trial evaluated on dev gets: BUCC's test threshold
+    is still the one chosen on dev."""
+    kw = {"target_tasks": ["xnli", "bucc"], "intermediate_steps": 0, "target_steps": 10, "eval_every": 5,
+          "eval_max_examples": 40}
+    dev, dev_reports = trial(tiny_home, **kw)
+    none, reports = trial(tiny_home, eval_dev=False, **kw)
+    test = {k: v for k, v in dev["metrics"].items() if k.startswith("test/")}
+    assert "test/zero_shot/bucc/xa" in test and "test/zero_shot/xnli/xa" in test
+    assert test == {k: v for k, v in none["metrics"].items() if k.startswith("test/")}
+    assert none["curves"] == dev["curves"]
+    assert "zero_shot/avg" in dev["metrics"] and not any(k.startswith(("zero_shot/", "en/")) for k in none["metrics"])
+    assert [r[0]["train/step"] for r in dev_reports] == [5, 10] and len(reports) == 1  # only the final one
+    assert reports[0][0]["trial_done"] == 1 and reports[0][1] is None
