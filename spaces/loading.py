@@ -68,9 +68,6 @@ def check_space(spec: SearchSpec, where: str) -> None:
         TrialConfig.model_validate(spec.trial)
     except ValidationError as e:
         raise SpaceError(format_validation_error(e, f"{where} (trial)")) from None
-    if spec.trial.get("eval_dev") is False:
-        raise SpaceError(f"{where}: invalid configuration\n  trial.eval_dev: a search reads the dev scores (its "
-                         "objective, the schedulers' rungs): leave it true")
     points = [sample_random(spec, seed) for seed in range(8)]
     if spec.search.searcher == "grid":
         points += [with_constants(spec, point_to_optuna(spec, g)) for g in grid_points(spec)]

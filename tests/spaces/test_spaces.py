@@ -90,13 +90,6 @@ def test_unconditional_multilingual_share_with_sequential_is_caught_before_ray(t
         load_space(_write(tmp_path, raw))
 
 
-def test_a_search_without_dev_evaluation_is_refused(tmp_path: Path) -> None:
-    raw = _default_raw()
-    raw.setdefault("trial", {})["eval_dev"] = False
-    with pytest.raises(SpaceError, match="trial.eval_dev: a search reads the dev scores"):
-        load_space(_write(tmp_path, raw))
-
-
 def test_missing_and_invalid_files(tmp_path: Path) -> None:
     with pytest.raises(SpaceError, match="no such space file"):
         load_space(tmp_path / "nope.yaml")
