@@ -71,7 +71,9 @@ class TransferBench:
     ledger: Path | None = None  # finished trials appended here, read back by a later run (see ``open_ledger``)
     trial_s: list[float] = field(default_factory=list)  # each trial's seconds, in the order they ran
     done: dict[str, dict[str, Any]] = field(default_factory=dict)  # the metrics of every trial run, by config
+    seconds: dict[str, float] = field(default_factory=dict)  # each trial's seconds by config (ledger's too)
     _pool: Any = None  # the worker processes, made on first use (``close`` ends them)
+    label: str = "bench transfer"  # what its progress lines start with
 
     @property
     def langs(self) -> list[str]:
@@ -102,11 +104,13 @@ class TransferBench:
                     continue  # a line cut by a kill
                 if rec.get("code") == _CODE and rec["key"] not in self.done:
                     self.done[rec["key"]] = rec["metrics"]
+                    self.seconds[rec["key"]] = float(rec.get("seconds", math.nan))
                     taken += 1
         return taken
 
     def _keep(self, key: str, metrics: dict[str, Any], seconds: float) -> None:
         self.done[key] = metrics
+        self.seconds[key] = seconds
         self.trial_s.append(seconds)
         if self.ledger is not None:
             self.ledger.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +144,12 @@ class TransferBench:
             self._keep(key, metrics, seconds)
             elapsed = time.perf_counter() - t0
             if i + 1 == n or (i + 1) % max(1, n // 20) == 0:
-                _progress(f"{i + 1}/{n} trials, {elapsed / 60:.1f} min, ~{elapsed / (i + 1) * (n - i - 1) / 60:.1f} min left")
+                _progress(f"{i + 1}/{n} trials, {elapsed / 60:.1f} min, ~{elapsed / (i + 1) * (n - i - 1) / 60:.1f} min left",
+                          self.label)
+
+    def key(self, seed: int, over: dict[str, Any]) -> str:
+        """The key of a trial in ``done``, ``seconds`` and the ledger: its whole config."""
+        return str(self._config(seed, over).model_dump_json())
 
     def trial(self, seed: int, **over: Any) -> dict[str, Any]:
         """One trial of the shared settings with training seed ``seed`` and ``over``: its metrics."""
@@ -300,8 +309,8 @@ def _prepare(quick: bool, home: str | None) -> tuple[TransferBench, dict[str, An
     return TransferBench(bench, base, TrialRuntime(home=str(root), threads=2)), seconds
 
 
-def _progress(msg: str) -> None:
-    print(f"[bench transfer] {msg}", file=sys.stderr, flush=True)
+def _progress(msg: str, label: str = "bench transfer") -> None:
+    print(f"[{label}] {msg}", file=sys.stderr, flush=True)
 
 
 def zero_shot_tables(tb: TransferBench, n_seeds: int) -> tuple[dict[str, dict[str, float]],
