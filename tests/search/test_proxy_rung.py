@@ -45,6 +45,7 @@ def test_a_search_with_a_proxy_rung(tiny_home: Path, tmp_path: Path) -> None:
     r = run_cli(["search", str(space), "--max-concurrent", "2", "--tracking-uri", uri, "--run-name", "proxy-run"],
                 tiny_home, timeout=1200)
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert "ASHA's first rung: each trial first runs fidelity 'cheap' (10 + 10 steps)" in r.stdout
 
     run_dir = tiny_home / "ray" / "proxy-run"
     trials = read_ledger(run_dir)
