@@ -72,7 +72,7 @@ from typing import Any
 
 from xstilts.trainer.names import TRIAL_DONE
 
-__all__ = ["run", "overhead", "efficiency", "seed_spread", "drop_checkpoints", "trial_records", "best_so_far_curve",
+__all__ = ["PARTS", "run", "overhead", "efficiency", "seed_spread", "drop_checkpoints", "trial_records", "best_so_far_curve",
            "compute_to_reach", "mean_curve", "random_reference", "headline_fraction", "bootstrap_fraction",
            "report_histories", "rung_predictiveness", "zero_overhead_makespan"]
 
@@ -283,33 +283,53 @@ def _search(spec: Any, work: Path, name: str, **search: Any) -> tuple[Any, float
     return out, time.perf_counter() - t0
 
 
+PARTS = ("overhead", "efficiency", "rank_agreement")  # what ``run`` measures, in this order
+
+
 def run(quick: bool = False, seeds: int = 8, trials: int | None = None, overhead_repeats: int = 3,
-        tpe_alone: bool = False) -> dict[str, Any]:
+        tpe_alone: bool = False, parts: tuple[str, ...] = PARTS, configs: int | None = None) -> dict[str, Any]:
     """The whole benchmark as one JSON-ready dict: ``overhead`` (the machinery's cost), then
     ``efficiency`` (the arms, their headline and per-seed figures, the rungs) with its
-    ``seed_spread`` (the objective's noise floor), on a local Ray of 2 CPUs in a temporary work folder."""
-    import ray
-
+    ``seed_spread`` (the objective's noise floor), on a local Ray of 2 CPUs in a temporary work folder;
+    then ``rank_agreement`` (``bench_fidelity``: each cheap fidelity of ``spaces/mixtures.yaml``
+    against the full one over ``configs`` configurations, in 2 worker processes). ``parts``: which."""
     from xstilts.trainer.home import home
 
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise ValueError(f"unknown part(s) {unknown} of bench search; its parts: {', '.join(PARTS)}")
     t_start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="xstilts-bench-"))
     result: dict[str, Any] = {
-        "benchmark": "search", "quick": quick, "cpus": os.cpu_count(), "machine": platform.machine(),
-        "python": platform.python_version(),
+        "benchmark": "search", "quick": quick, "parts": list(parts), "cpus": os.cpu_count(),
+        "machine": platform.machine(), "python": platform.python_version(),
     }
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        result.update(overhead(_space(QUICK_FIDELITY if quick else {}), work, trials=4 if quick else 8,
-                               repeats=1 if quick else overhead_repeats))
-        fspec = _space(QUICK_FIDELITY if quick else {})  # the default space at the efficiency fidelity
-        eff = efficiency(fspec, work, list(range(2 if quick else seeds)), 4 if quick else trials, tpe_alone)
-        eff["seed_spread"] = seed_spread(fspec, 2 if quick else 3, str(home()))
-        result["efficiency"] = eff
-        result["compute_to_random_best"] = {a: eff["arms"][a]["compute_to_random_best"] for a in eff["arms"]}
-    finally:
-        ray.shutdown()
-        freed = drop_checkpoints(work)
+    freed = 0
+    if "overhead" in parts or "efficiency" in parts:
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            if "overhead" in parts:
+                result.update(overhead(_space(QUICK_FIDELITY if quick else {}), work, trials=4 if quick else 8,
+                                       repeats=1 if quick else overhead_repeats))
+            if "efficiency" in parts:
+                fspec = _space(QUICK_FIDELITY if quick else {})  # the default space at the efficiency fidelity
+                eff = efficiency(fspec, work, list(range(2 if quick else seeds)), 4 if quick else trials, tpe_alone)
+                eff["seed_spread"] = seed_spread(fspec, 2 if quick else 3, str(home()))
+                result["efficiency"] = eff
+                result["compute_to_random_best"] = {a: eff["arms"][a]["compute_to_random_best"] for a in eff["arms"]}
+        finally:
+            ray.shutdown()
+            freed = drop_checkpoints(work)
+    if "rank_agreement" in parts:
+        from .bench_fidelity import rank_agreement
+
+        ra = rank_agreement(quick=quick, n_configs=configs)
+        # the headline, per fidelity: Spearman with the full score, share of a full trial's seconds, N
+        result["rank_agreement"] = {k: {"spearman": v["spearman"], "compute_share": v["compute_share"], "n": v["n"]}
+                                    for k, v in ra["fidelities"].items()}
+        result["fidelity"] = ra
     result["bench_seconds"] = round(time.perf_counter() - t_start, 1)
     result["work_dir"] = str(work)
     result["checkpoints_removed_mb"] = round(freed / 2**20, 1)

@@ -77,7 +77,9 @@ class TransferBench:
     phase1_sources: dict[str, int] = field(default_factory=dict)  # trials run by where their phase 1 came from
     trial_s: list[float] = field(default_factory=list)  # each trial's seconds, in the order they ran
     done: dict[str, dict[str, Any]] = field(default_factory=dict)  # the metrics of every trial run, by config
+    seconds: dict[str, float] = field(default_factory=dict)  # each trial's seconds by config (ledger's too)
     _pool: Any = None  # the worker processes, made on first use (``close`` ends them)
+    label: str = "bench transfer"  # what its progress lines start with
 
     @property
     def langs(self) -> list[str]:
@@ -110,6 +112,7 @@ class TransferBench:
                     continue  # a line cut by a kill
                 if rec.get("code") == trainer_source_hash() and rec["key"] not in self.done:
                     self.done[rec["key"]] = rec["metrics"]
+                    self.seconds[rec["key"]] = float(rec.get("seconds", math.nan))
                     taken += 1
         return taken
 
@@ -117,6 +120,7 @@ class TransferBench:
         from xstilts.trainer.phase1_cache import trainer_source_hash
 
         self.done[key] = metrics
+        self.seconds[key] = seconds
         self.trial_s.append(seconds)
         if phase1 is not None:
             self.phase1_sources[phase1] = self.phase1_sources.get(phase1, 0) + 1
@@ -153,7 +157,12 @@ class TransferBench:
             self._keep(key, *done)
             elapsed = time.perf_counter() - t0
             if i + 1 == n or (i + 1) % max(1, n // 20) == 0:
-                _progress(f"{i + 1}/{n} trials, {elapsed / 60:.1f} min, ~{elapsed / (i + 1) * (n - i - 1) / 60:.1f} min left")
+                _progress(f"{i + 1}/{n} trials, {elapsed / 60:.1f} min, ~{elapsed / (i + 1) * (n - i - 1) / 60:.1f} min left",
+                          self.label)
+
+    def key(self, seed: int, over: dict[str, Any]) -> str:
+        """The key of a trial in ``done``, ``seconds`` and the ledger: its whole config."""
+        return str(self._config(seed, over).model_dump_json())
 
     def trial(self, seed: int, **over: Any) -> dict[str, Any]:
         """One trial of the shared settings with training seed ``seed`` and ``over``: its metrics."""
@@ -316,8 +325,8 @@ def _prepare(quick: bool, home: str | None) -> tuple[TransferBench, dict[str, An
     return TransferBench(bench, base, runtime), seconds
 
 
-def _progress(msg: str) -> None:
-    print(f"[bench transfer] {msg}", file=sys.stderr, flush=True)
+def _progress(msg: str, label: str = "bench transfer") -> None:
+    print(f"[{label}] {msg}", file=sys.stderr, flush=True)
 
 
 def zero_shot_tables(tb: TransferBench, n_seeds: int) -> tuple[dict[str, dict[str, float]],

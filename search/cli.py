@@ -111,7 +111,11 @@ def _add_bench_parser(sub: Any) -> None:
     b.add_argument("--trials", type=int, help="search: trials per searcher and seed in the efficiency part (default: the space's budget, 12)")
     b.add_argument("--effect-seeds", type=int,
                    help="transfer: seeds for each intermediate task's effect on each target (default 2)")
-    b.add_argument("--only", choices=["zero_shot", "effects"], help="transfer: measure only this part")
+    b.add_argument("--only", type=lambda v: tuple(x.strip() for x in v.split(",") if x.strip()),
+                   help="transfer: zero_shot or effects; search: overhead, efficiency, rank_agreement, or several "
+                   "joined by commas (default: every part)")
+    b.add_argument("--configs", type=int, help="search: configurations of spaces/mixtures.yaml in the "
+                   "rank_agreement part (default 14)")
     b.add_argument("--workers", type=int, help="transfer: trials run at once, one torch thread each "
                    "(default: one per CPU core, at most 8)")
 
@@ -129,7 +133,9 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 _BENCH_OPTIONS = {"seeds": ("transfer", "search"), "trials": ("search",), "effect_seeds": ("transfer",),
-                  "only": ("transfer",), "tpe_alone": ("search",), "workers": ("transfer",)}
+                  "only": ("transfer", "search"), "tpe_alone": ("search",), "workers": ("transfer",),
+                  "configs": ("search",)}
+_BENCH_PARTS = {"transfer": ("zero_shot", "effects"), "search": ("overhead", "efficiency", "rank_agreement")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,7 +217,12 @@ def _bench(args: argparse.Namespace) -> int:
             if args.which not in benches:
                 raise SystemExit(f"xstilts: --{opt.replace('_', '-')} is an option of "
                                  + " and ".join(f"'bench {b}'" for b in benches))
-            extra["parts" if opt == "only" else opt] = (value,) if opt == "only" else value
+            if opt == "only":
+                bad = [x for x in value if x not in _BENCH_PARTS[args.which]]
+                if bad or not value:
+                    raise SystemExit(f"xstilts: --only {','.join(value)}: the parts of 'bench {args.which}' are "
+                                     + ", ".join(_BENCH_PARTS[args.which]))
+            extra["parts" if opt == "only" else opt] = value
         result = importlib.import_module(module).run(quick=args.quick, **extra)
     print(json.dumps(result, indent=None if args.json else 2, default=str))
     return 0

@@ -60,7 +60,7 @@ from xstilts.trainer.config import TrialConfig
 from xstilts.trainer.data import synth_benchmark
 from xstilts.trainer.home import default_tracking_uri, home
 from xstilts.trainer.model import ensure_tiny_model
-from xstilts.trainer.names import OBJECTIVE, REPLAYED, TRIAL_FUNCTION
+from xstilts.trainer.names import OBJECTIVE, REPLAYED, TRIAL_DONE, TRIAL_FUNCTION, TRIAL_PARTIAL
 
 from .ledger import LEDGER_FILE, Ledger, LedgerCallback, end_event, read_ledger, tally
 from .optuna_records import OptunaRecordsCallback
@@ -75,7 +75,9 @@ from .trial_actor import named_trainable
 
 __all__ = ["SearchOptions", "SearchOutcome", "SearchError", "SearchRun", "run_search", "TrialNamer", "trial_name",
            "prepare_assets", "resolve_run_dir", "apply_options", "open_search_run", "start_parent_run", "STATE_FILE",
-           "trial_trainable"]
+           "trial_trainable", "proxy_report", "PROXY"]
+
+PROXY = "proxy/fidelity"  # 1 on a trial's first report when it is the cheap fidelity's score (``asha.proxy``)
 
 
 @dataclass
@@ -170,23 +172,37 @@ def _first_point(spec: SearchSpec) -> dict[str, Any]:
 
 
 def _make_trainable(spec_json: str, root: str, overrides: dict[str, Any], threads: int,
-                    resumes: dict[int, dict[str, Any]]) -> Any:
-    """The search's Tune trainable: one trial of ``run_trial`` on the space's point."""
+                    resumes: dict[int, dict[str, Any]], proxy: dict[str, Any] | None = None) -> Any:
+    """The search's Tune trainable: one trial of ``run_trial`` on the space's point (with ``proxy``, a
+    ``FidelitySettings`` dump: that cheap fidelity first, its score the first report)."""
     def resolve(config: dict[str, Any]) -> TrialConfig:
         from xstilts.spaces import SearchSpec, to_trial_config
 
         return to_trial_config(SearchSpec.model_validate_json(spec_json), config, **overrides)
 
-    return trial_trainable(resolve, root, threads, resumes)
+    return trial_trainable(resolve, root, threads, resumes, proxy=proxy)
+
+
+def proxy_report(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a proxy run reports as a trial's first result: its dev scores under the search's metric
+    names (ASHA's first rung and Optuna's first intermediate value read them), marked ``proxy/fidelity``
+    with its seconds; not its test scores, and not done (the full run follows)."""
+    out = {k: v for k, v in metrics.items()
+           if not k.startswith(("test/", "test_clean/", "time/", "train/")) and k not in (TRIAL_DONE, TRIAL_PARTIAL)}
+    return {**out, PROXY: 1, "proxy/seconds": float(metrics.get("time/trial_s", 0.0))}
 
 
 def trial_trainable(resolve: Callable[[dict[str, Any]], TrialConfig], root: str, threads: int,
-                    resumes: dict[int, dict[str, Any]] | None = None, resume_key: str = NUMBER) -> Any:
+                    resumes: dict[int, dict[str, Any]] | None = None, resume_key: str = NUMBER,
+                    proxy: dict[str, Any] | None = None) -> Any:
     """The Tune function trainable running ``run_trial(resolve(config))`` (a search's or a study's):
     it reports through ``ray.tune.report`` with its checkpoints and continues from Tune's checkpoint.
     ``resolve`` travels to the trial's worker: keep what it captures small. ``resumes`` (a resumed
     search): Optuna trial number (the config's ``resume_key``) -> the checkpoint a re-run continues
-    from and the results it reported before it."""
+    from and the results it reported before it. ``proxy`` (``asha.proxy``'s ``FidelitySettings``, dumped):
+    a trial that starts from nothing first runs that cheap fidelity and reports its score
+    (``proxy_report``), then runs in full from the start; one continuing from a checkpoint has
+    reported it already."""
     resumes = resumes or {}
 
     def xstilts_trial(config: dict[str, Any]) -> None:
@@ -207,6 +223,12 @@ def trial_trainable(resolve: Callable[[dict[str, Any]], TrialConfig], root: str,
                  "ray/resumed_from_checkpoint": int(start is not None)}
         for earlier in (again or {}).get("replays", []) if start else []:
             tune.report({**earlier, **where, REPLAYED: 1})  # Tune's iteration and the scheduler's rungs line up
+        if proxy is not None and start is None:  # ASHA's first rung: the cheap fidelity's score
+            from xstilts.spaces import FidelitySettings
+
+            cheap = FidelitySettings.model_validate(proxy).config(tc)
+            done = run_trial(cheap, None, runtime=TrialRuntime(home=root, threads=threads), log=lambda s: None)
+            tune.report({**proxy_report(done["metrics"]), **where})
 
         def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
             ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
@@ -405,8 +427,10 @@ def _build_tuner(run: SearchRun, callbacks: list[Any], opts: SearchOptions) -> A
     s = run.spec.search
     threads = max(1, int(s.cpus_per_trial))
     resumes = run.plan.resume_points() if run.plan else {}
+    cheap = s.proxy_fidelity()
     trainable = named_trainable(  # the dashboard's actors show the trial names
-        _make_trainable(run.spec.model_dump_json(), str(run.root), run.overrides, threads, resumes),
+        _make_trainable(run.spec.model_dump_json(), str(run.root), run.overrides, threads, resumes,
+                        cheap.model_dump() if cheap else None),
         {"cpu": s.cpus_per_trial, **({"gpu": s.gpus_per_trial} if s.gpus_per_trial else {})})
     if run.resumed and run.plan is None:
         return _restore_tuner(run, trainable, callbacks, opts.retry_failed)
@@ -438,8 +462,9 @@ def _new_tuner(run: SearchRun, trainable: Any, callbacks: list[Any], verbose: in
     return tune.Tuner(
         trainable, param_space=param_space,
         tune_config=tune.TuneConfig(
-            search_alg=search_alg, scheduler=make_scheduler(
-                spec, n_reports(tc.target_steps, tc.eval_every, tc.intermediate_steps, tc.probe_every)),
+            search_alg=search_alg, scheduler=make_scheduler(  # (a proxy's score is one report more)
+                spec, n_reports(tc.target_steps, tc.eval_every, tc.intermediate_steps, tc.probe_every)
+                + (s.proxy_fidelity() is not None)),
             num_samples=run.plan.left if run.plan else spec.n_trials(), max_concurrent_trials=s.max_concurrent,
             time_budget_s=s.time_budget_s, reuse_actors=s.scheduler != "pbt", trial_name_creator=namer,
             trial_dirname_creator=namer,

@@ -102,6 +102,7 @@ def start_parent_run(run: SearchRun, nodes: int, write_state: bool = True) -> st
     """Start the parent run with the search's settings as params, then (``write_state``) write the
     run's state file."""
     spec, s, n_trials = run.spec, run.spec.search, run.spec.n_trials()
+    cheap = s.proxy_fidelity()  # ASHA's first rung on a cheap fidelity (asha.proxy)
     parent_params = {
         "space_file": spec.source or "(in memory)", "searcher": s.searcher, "scheduler": s.scheduler,
         "trials": n_trials, "max_concurrent": s.max_concurrent, "cpus_per_trial": s.cpus_per_trial,
@@ -110,6 +111,8 @@ def start_parent_run(run: SearchRun, nodes: int, write_state: bool = True) -> st
         "ray_results": str(run.run_dir), "ray_nodes": nodes,
         **({"objectives": ",".join(f"{k}:{v}" for k, v in s.objectives.items())} if s.objectives else {}),
         **({"confirm.top_k": s.confirm.top_k, "confirm.seeds": s.confirm.seeds} if s.confirm else {}),
+        **({f"asha.proxy.{k}": v for k, v in {"name": s.asha.proxy, **cheap.model_dump()}.items()}
+           if cheap else {}),
         **{f"trial.{k}": v for k, v in {**spec.trial, **run.overrides}.items()},
     }
     parent_id = start_search_run(run.tracking_uri, run.experiment, run.run_name, parent_params, start_ms=run.started_ms)
@@ -122,4 +125,7 @@ def start_parent_run(run: SearchRun, nodes: int, write_state: bool = True) -> st
         "journal": str(run.journal)}, indent=1))
     print(f"[xstilts] search {run.run_name}: {n_trials} trials, {s.max_concurrent} at a time, "
           f"{s.searcher} + {s.scheduler}; MLflow experiment {run.experiment!r} at {run.tracking_uri}", flush=True)
+    if cheap:
+        print(f"[xstilts] ASHA's first rung: each trial first runs fidelity {s.asha.proxy!r} "
+              f"({cheap.intermediate_steps} + {cheap.target_steps} steps) and reports its score", flush=True)
     return parent_id

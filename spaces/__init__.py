@@ -35,6 +35,7 @@ from .spec import (
     AshaSettings,
     CategoricalParam,
     ConfirmSettings,
+    FidelitySettings,
     FloatParam,
     IntParam,
     Param,
@@ -48,7 +49,7 @@ from .study import StudyError, StudySpec, load_study, resolve_arm
 
 __all__ = [
     # the space and its parts (spec.py)
-    "SearchSpec", "SearchSettings", "AshaSettings", "PbtSettings", "ConfirmSettings", "Param", "FloatParam", "IntParam",
+    "SearchSpec", "SearchSettings", "AshaSettings", "PbtSettings", "ConfirmSettings", "FidelitySettings", "Param", "FloatParam", "IntParam",
     "CategoricalParam", "SubsetParam", "SimplexParam",
     # loading (loading.py)
     "SpaceError", "load_space", "check_space", "default_space_path", "XTREME_LANGUAGES",

@@ -65,15 +65,31 @@ def check_space(spec: SearchSpec, where: str) -> None:
         except ValueError as e:
             raise SpaceError(f"{where}: invalid configuration\n  points_to_evaluate.{i}: {e}") from None
     try:
-        TrialConfig.model_validate(spec.trial)
+        full = TrialConfig.model_validate(spec.trial)
     except ValidationError as e:
         raise SpaceError(format_validation_error(e, f"{where} (trial)")) from None
+    _check_fidelities(spec, full, where)
     points = [sample_random(spec, seed) for seed in range(8)]
     if spec.search.searcher == "grid":
         points += [with_constants(spec, point_to_optuna(spec, g)) for g in grid_points(spec)]
     points += [with_constants(spec, q) for q in optuna_points(spec)]
     for cfg in points:
         try:
-            to_trial_config(spec, cfg)
+            tc = to_trial_config(spec, cfg)
+            for fid in spec.search.fidelities.values():
+                fid.config(tc)  # e.g. an explicit ``stages`` schedule cannot be compressed
         except ValidationError as e:
             raise SpaceError(format_validation_error(e, f"{where} (a sampled point {cfg})")) from None
+
+
+def _check_fidelities(spec: SearchSpec, full: TrialConfig, where: str) -> None:
+    """A cheap fidelity is cheaper than the trial: no more steps in either phase, and fewer in one."""
+    for name, fid in spec.search.fidelities.items():
+        key = f"search.fidelities.{name}"
+        for phase in ("intermediate_steps", "target_steps"):
+            if getattr(fid, phase) > getattr(full, phase):
+                raise SpaceError(f"{where}: invalid configuration\n  {key}.{phase}: {getattr(fid, phase)} is more "
+                                 f"than the trial's {getattr(full, phase)} (a cheap fidelity trains less)")
+        if (fid.intermediate_steps, fid.target_steps) == (full.intermediate_steps, full.target_steps):
+            raise SpaceError(f"{where}: invalid configuration\n  {key}: the trial's own steps "
+                             f"({full.intermediate_steps} + {full.target_steps}); a cheap fidelity trains less")

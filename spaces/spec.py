@@ -11,6 +11,8 @@ the key path; every error is raised by ``load_space``, before Ray starts)::
       metric, mode, objectives: {METRIC: max|min, ...}   # several objectives (nsga2, tpe, random)
       seed, asha: {grace_period, reduction_factor}, pbt: {perturbation_interval, quantile_fraction, ...}
       confirm: {top_k, seeds}      # after the search: retrain the top_k on fresh seeds (``ConfirmSettings``)
+      fidelities: {NAME: {intermediate_steps, target_steps, eval_max_examples?}}   # cheap copies of a trial
+      asha: {..., proxy: NAME}     # ASHA's first rung: that fidelity's score, run first (``AshaSettings``)
     trial:  {...}                  # fixed TrialConfig fields (see xstilts.trainer.config)
     parameters:                    # the searched dimensions, sampled in this order
       NAME: {type: float, low, high, log?, grid?, when?}
@@ -47,7 +49,7 @@ from xstilts.trainer.names import OBJECTIVE
 from xstilts.trainer.tasks import INTERMEDIATE_TASKS
 
 __all__ = ["FloatParam", "IntParam", "CategoricalParam", "SubsetParam", "SimplexParam", "Param",
-           "AshaSettings", "PbtSettings", "ConfirmSettings", "SearchSettings", "SearchSpec"]
+           "AshaSettings", "PbtSettings", "ConfirmSettings", "FidelitySettings", "SearchSettings", "SearchSpec"]
 
 
 def _intermediate_tasks() -> list[str]:
@@ -200,11 +202,45 @@ Param = Annotated[FloatParam | IntParam | CategoricalParam | SubsetParam | Simpl
 
 
 class AshaSettings(BaseModel):
-    """ASHA over the zero-shot evaluations (one rung per ``eval_every`` target steps)."""
+    """ASHA over the zero-shot evaluations (one rung per ``eval_every`` target steps). With ``proxy``
+    (a name in ``search.fidelities``) every trial first runs that cheap fidelity and reports its score
+    as its first result, so ASHA's first rung (``grace_period: 1``) decides on it; a trial ASHA keeps
+    then runs in full from the start (its reports follow: the proxy's model is not continued, as in
+    Hyperband's successive halving with restarts). Opt-in: ``xstilts bench search --only
+    rank_agreement`` measures how well a fidelity ranks trials before a space should rely on it."""
 
     model_config = ConfigDict(extra="forbid")
     grace_period: int = Field(1, ge=1)  # evaluations every trial gets before it may be stopped
     reduction_factor: float = Field(2, gt=1)  # keep the top 1/reduction_factor at each rung
+    proxy: str | None = None  # a fidelity of search.fidelities whose score is every trial's first report
+
+
+class FidelitySettings(BaseModel):
+    """A cheap fidelity: the same configuration trained for fewer steps — its schedule (an annealed
+    mixture's path, the warm-up and learning-rate decay) compressed to them, not cut short — and
+    scored on at most ``eval_max_examples`` dev and test examples per language, once, at its end.
+    Its score is the trial's at a lower budget, as in Hyperband or BOHB; ``bench search --only
+    rank_agreement`` measures its Spearman with the full score and its share of a full trial's seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+    intermediate_steps: int = Field(ge=1)  # phase-1 steps (fewer than the trial's)
+    target_steps: int = Field(ge=1)  # phase-2 steps (at most the trial's)
+    eval_max_examples: int | None = Field(None, ge=1)  # examples per language and split (None: the trial's cap)
+
+    def overrides(self, full: TrialConfig) -> dict[str, Any]:
+        """The ``TrialConfig`` fields that make ``full`` this fidelity: fewer steps (never more than
+        ``full``'s, e.g. under ``--steps``), one dev evaluation at the end, the evaluation cap."""
+        target = min(self.target_steps, full.target_steps)
+        out: dict[str, Any] = {"intermediate_steps": min(self.intermediate_steps, full.intermediate_steps),
+                               "target_steps": target, "eval_every": target, "probe_every": None,
+                               "checkpoint_every": None}
+        if self.eval_max_examples is not None:
+            out["eval_max_examples"] = min(self.eval_max_examples, full.eval_max_examples or self.eval_max_examples)
+        return out
+
+    def config(self, full: TrialConfig) -> TrialConfig:
+        """``full`` at this fidelity (validated again)."""
+        return TrialConfig.model_validate({**full.model_dump(), **self.overrides(full)})
 
 
 class PbtSettings(BaseModel):
@@ -251,6 +287,8 @@ class SearchSettings(BaseModel):
     asha: AshaSettings = Field(default_factory=AshaSettings)
     pbt: PbtSettings = Field(default_factory=PbtSettings)
     confirm: ConfirmSettings | None = None  # retrain the best trials on fresh seeds at the end (None: off)
+    # cheap fidelities the space offers, by name (``FidelitySettings``); asha.proxy may name one
+    fidelities: dict[str, FidelitySettings] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _objectives(self) -> SearchSettings:
@@ -263,10 +301,17 @@ class SearchSettings(BaseModel):
             self.metric, self.mode = next(iter(self.objectives.items()))
         elif self.searcher == "nsga2":
             raise ValueError("searcher 'nsga2' needs `objectives` (e.g. {zero_shot/avg: max, zero_shot/worst: max})")
+        if self.asha.proxy is not None and self.asha.proxy not in self.fidelities:
+            raise ValueError(f"asha.proxy: {self.asha.proxy!r} is not a fidelity of search.fidelities "
+                             f"(offered: {', '.join(self.fidelities) or 'none'})")
         if self.scheduler == "pbt" and self.searcher != "random":
             raise ValueError(f"scheduler 'pbt' samples its population at random and cannot follow a model-based "
                              f"searcher; set searcher: random (got {self.searcher!r})")
         return self
+
+    def proxy_fidelity(self) -> FidelitySettings | None:
+        """The fidelity every trial runs first (``asha.proxy``), when ASHA is the scheduler."""
+        return self.fidelities[self.asha.proxy] if self.scheduler == "asha" and self.asha.proxy else None
 
     def objective_list(self) -> tuple[list[str], list[str]]:
         if self.objectives:

@@ -162,12 +162,14 @@ def test_bench_transfer_cli_prints_one_json_object_at_smoke_size(tiny_home: Path
 @pytest.mark.slow
 def test_bench_search_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) -> None:
     """``xstilts bench search --quick --json`` end to end: the real searches (its figures are
-    measured by the full-size run, never in a test)."""
+    measured by the full-size run, never in a test). Its rank_agreement part is tests/search/test_bench_fidelity.py's."""
     from tests.conftest import run_cli
 
-    r = run_cli(["bench", "search", "--quick", "--json", "--tpe-alone"], tiny_home, timeout=900)
+    r = run_cli(["bench", "search", "--quick", "--json", "--tpe-alone", "--only", "overhead,efficiency"], tiny_home,
+                timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout)  # stdout is the JSON object alone; progress went to stderr
+    assert out["parts"] == ["overhead", "efficiency"] and "rank_agreement" not in out
     assert out["quick"] is True and out["overhead"]["repeats"] == 1
     (run,) = out["overhead"]["runs"]
     assert run["trials"] == 4 and run["completed"] + run["pruned"] == 4
