@@ -51,8 +51,9 @@
 Runs go to a temporary tracking store and results folder (``work_dir``; the trial checkpoints
 in it are removed at the end, ``checkpoints_removed_mb``); caches (synth, the tiny model) are
 the usual ``$XSTILTS_HOME`` — the first run pretrains the default tiny model there once (not
-counted in any figure, but in ``bench_seconds``). ``--quick`` uses 4 trials, 2 seeds, one overhead
-run, 30+30 steps and a briefly pretrained tiny model: a smoke run of the same code, not figures to report.
+counted in any figure, but in ``bench_seconds``). ``--quick`` uses one overhead run of 2 trials,
+2 seeds of 3 trials per arm, the grid's first 2 points, 30+30 steps and a briefly pretrained tiny
+model: a smoke run of the same code, not figures to report.
 """
 
 from __future__ import annotations
@@ -311,11 +312,12 @@ def run(quick: bool = False, seeds: int = 8, trials: int | None = None, overhead
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             if "overhead" in parts:
-                result.update(overhead(_space(QUICK_FIDELITY if quick else {}), work, trials=4 if quick else 8,
+                result.update(overhead(_space(QUICK_FIDELITY if quick else {}), work, trials=2 if quick else 8,
                                        repeats=1 if quick else overhead_repeats))
             if "efficiency" in parts:
                 fspec = _space(QUICK_FIDELITY if quick else {})  # the default space at the efficiency fidelity
-                eff = efficiency(fspec, work, list(range(2 if quick else seeds)), 4 if quick else trials, tpe_alone)
+                eff = efficiency(fspec, work, list(range(2 if quick else seeds)), 3 if quick else trials, tpe_alone,
+                                 grid_trials=2 if quick else None)
                 eff["seed_spread"] = seed_spread(fspec, 2 if quick else 3, str(home()))
                 result["efficiency"] = eff
                 result["compute_to_random_best"] = {a: eff["arms"][a]["compute_to_random_best"] for a in eff["arms"]}
@@ -377,7 +379,8 @@ def _fidelity(spec: Any) -> dict[str, Any]:
     return {k: spec.trial[k] for k in ("intermediate_steps", "target_steps", "eval_every")}
 
 
-def efficiency(fspec: Any, work: Path, seed_list: list[int], trials: int | None, tpe_alone: bool) -> dict[str, Any]:
+def efficiency(fspec: Any, work: Path, seed_list: list[int], trials: int | None, tpe_alone: bool,
+               grid_trials: int | None = None) -> dict[str, Any]:
     """``efficiency`` (without its ``seed_spread``): TPE+ASHA, random, grid (and TPE alone) over
     the seeds of ``seed_list``, ``trials`` trials each (None: the space's own budget); each arm's
     headline and per-seed figures, random search's reference, the rungs and ``config_sd``."""
@@ -391,11 +394,12 @@ def efficiency(fspec: Any, work: Path, seed_list: list[int], trials: int | None,
     curves, histories = _run_arms(espec, work, seed_list, n_eff, arms)
     gspec = _grid_space(espec)
     # the grid is deterministic: one run serves every seed (its order is fixed)
-    o, _ = _search(gspec, work, "bench-grid", max_concurrent=2)
+    o, _ = _search(gspec, work, "bench-grid", max_concurrent=2,
+                   **({"trials": grid_trials} if grid_trials else {}))  # (--quick: its first points only)
     grid_curve = best_so_far_curve(trial_records(o.results_path, gspec.search.metric))
     curves["grid"] = dict.fromkeys(seed_list, grid_curve)
 
-    eff: dict[str, Any] = {"seeds": seed_list, "trials": n_eff, "grid_trials": gspec.n_trials(),
+    eff: dict[str, Any] = {"seeds": seed_list, "trials": n_eff, "grid_trials": grid_trials or gspec.n_trials(),
                            "fidelity": _fidelity(espec), "metric": espec.search.metric, "arms": {}}
     rand_curves = [curves["random"][s] for s in seed_list]
     rand_target, rand_budget = random_reference(rand_curves)
