@@ -153,7 +153,7 @@ def test_the_xtreme_study_checks_on_local_data_with_mlm_corpora(tiny_home: Path,
     assert f"checked: mlm corpora: 2 file(s), {2 * N_ROWS} documents read as UTF-8" in r.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # 72 s: a second g++ build of the op (CI's first DeepSpeed engine builds it once already)
 def test_check_builds_deepspeeds_op_into_the_home_with_progress(tmp_path: Path) -> None:
     """The one test that compiles the op (~85 s on 2 cores): into $XSTILTS_HOME, never torch's shared cache."""
     cfg = tmp_path / "trial.yaml"
