@@ -60,7 +60,8 @@ def test_requests_are_the_spaces_prior_draws_at_every_fidelity() -> None:
 def test_a_run_whose_trials_are_in_the_ledger_trains_nothing(tiny_home: Path) -> None:
     """Every trial the part asks for is read from ``$XSTILTS_HOME/bench/search-trials.jsonl`` when a run
     of the same code finished it (as after a kill, or a part that ran the full trials before)."""
-    from xstilts.search.bench_transfer import _CODE, TransferBench
+    from xstilts.search.bench_transfer import TransferBench
+    from xstilts.trainer.phase1_cache import trainer_source_hash
 
     spec = load_space(mixtures_path())
     reqs = fidelity_requests(spec, 3, quick=True)
@@ -70,7 +71,7 @@ def test_a_run_whose_trials_are_in_the_ledger_trains_nothing(tiny_home: Path) ->
         for name, score, secs in (("full", 0.3 + 0.1 * i, 20.0), ("short", 0.2 + 0.05 * i, 4.0),
                                   ("shorter", 0.5 - 0.1 * i, 3.0)):
             key = tb.key(r[name].seed, r[name].model_dump())
-            lines.append(json.dumps({"key": key, "code": _CODE, "metrics": {"zero_shot/avg": score}, "seconds": secs}))
+            lines.append(json.dumps({"key": key, "code": trainer_source_hash(), "metrics": {"zero_shot/avg": score}, "seconds": secs}))
     (tiny_home / LEDGER).parent.mkdir(parents=True, exist_ok=True)
     (tiny_home / LEDGER).write_text("\n".join(lines) + "\n")
     try:
