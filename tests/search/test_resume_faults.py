@@ -51,6 +51,7 @@ def _kill_group(proc) -> None:
     proc.wait(timeout=30)
 
 
+@pytest.mark.heavy  # 92 s; CI keeps the same kill (after a trial's end) + resume in bench faults' smoke test
 def test_killed_driver_resumes_without_rerunning_or_duplicating(tiny_home: Path, tmp_path: Path) -> None:
     space = write_space(tmp_path, "resume", search={"scheduler": "none"})
     proc, storage, uri, log = _start_search(tmp_path, tiny_home, space, 4)
