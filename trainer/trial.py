@@ -465,7 +465,7 @@ class TrialRecipe:
         self._add_target_heads(self.model)
         if not self.trainable_targets:  # only retrieval targets: nothing to fine-tune
             self.model.train()
-            metrics: dict[str, Any] = {**(self.evaluate("dev") if cfg.eval_dev else {}), "train/step": 0,
+            metrics: dict[str, Any] = {**self._dev_scores(), "train/step": 0,
                                        "intermediate/loss": self._intermediate_loss()}
             self.times["phase2_s"] = time.perf_counter() - t0 - self.evaluator.eval_s
             return metrics
@@ -485,8 +485,7 @@ class TrialRecipe:
                 p.first_loss = statistics.fmean(p.chunk)
             last = step == cfg.target_steps
             if last or (cfg.eval_dev and step % cfg.eval_every == 0):
-                dev = self.evaluate("dev") if cfg.eval_dev else {}
-                metrics = {**dev, "train/loss": statistics.fmean(p.chunk), "train/step": step,
+                metrics = {**self._dev_scores(), "train/loss": statistics.fmean(p.chunk), "train/step": step,
                            "train/phase": 2, "intermediate/loss": inter_loss}
                 p.chunk, p.metrics = [], metrics
                 if last:
@@ -505,6 +504,10 @@ class TrialRecipe:
         return statistics.fmean(losses[-50:]) if losses else float("nan")
 
     # ---- evaluation ---------------------------------------------------------------------------------
+
+    def _dev_scores(self) -> dict[str, float]:
+        """A phase-2 report's dev scores: the dev evaluation, none when ``eval_dev`` is off."""
+        return self.evaluate("dev") if self.cfg.eval_dev else {}
 
     def evaluate(self, split: str, net: MultiTaskModel | None = None) -> dict[str, float]:
         """Every target task in every evaluation language on ``split`` (``ZeroShotEvaluator.evaluate``)."""
