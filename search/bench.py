@@ -15,7 +15,13 @@
   ``run_search`` (also the MLflow parent run, the Tuner set-up and the summary plots after the
   search). The search is run ``overhead_repeats`` times (default 3, a fresh study each time,
   seed 0); the headlines are medians, each run is listed. Target ≤ 0.10.
-* ``efficiency``: best-so-far ``zero_shot/avg`` against cumulative trial-seconds, for TPE+ASHA,
+* ``efficiency``: what each arm's (random, TPE, TPE+ASHA with the proxy rung, GP, mixlaw) recommendation
+  retrains to, per unit of compute, replayed on a table of real trials of ``spaces/mixtures.yaml``
+  (``bench_arms``, whose docstring says how): ``compute_to_random_quality`` per arm, with its bootstrap.
+* ``rank_agreement``: each cheap fidelity of ``spaces/mixtures.yaml`` against the full trial
+  (``bench_fidelity``).
+* ``live_efficiency`` (only when asked: ``--only live_efficiency``; about an hour): real Ray searches
+  of the default space. Best-so-far ``zero_shot/avg`` against cumulative trial-seconds, for TPE+ASHA,
   random (no early stopping), grid (over a discretised default space: its 3 task subsets ×
   {sequential, interleaved at m=0.3, T=3}) and, with ``tpe_alone``, TPE without early stopping
   (``--tpe-alone``: about 1.2 min a seed more), each over ``seeds`` seeds (default 8) of
@@ -284,16 +290,21 @@ def _search(spec: Any, work: Path, name: str, **search: Any) -> tuple[Any, float
     return out, time.perf_counter() - t0
 
 
-PARTS = ("overhead", "efficiency", "rank_agreement")  # what ``run`` measures, in this order
+PARTS = ("overhead", "efficiency", "rank_agreement", "live_efficiency")  # what ``run`` can measure, in this order
+DEFAULT_PARTS = PARTS[:3]  # live_efficiency (real Ray searches of the default space, ~1 h) only when asked
 
 
 def run(quick: bool = False, seeds: int = 8, trials: int | None = None, overhead_repeats: int = 3,
-        tpe_alone: bool = False, parts: tuple[str, ...] = PARTS, configs: int | None = None) -> dict[str, Any]:
-    """The whole benchmark as one JSON-ready dict: ``overhead`` (the machinery's cost), then
-    ``efficiency`` (the arms, their headline and per-seed figures, the rungs) with its
-    ``seed_spread`` (the objective's noise floor), on a local Ray of 2 CPUs in a temporary work folder;
-    then ``rank_agreement`` (``bench_fidelity``: each cheap fidelity of ``spaces/mixtures.yaml``
-    against the full one over ``configs`` configurations, in 2 worker processes). ``parts``: which."""
+        tpe_alone: bool = False, parts: tuple[str, ...] = DEFAULT_PARTS, configs: int | None = None,
+        pool: int | None = None) -> dict[str, Any]:
+    """The whole benchmark as one JSON-ready dict: ``overhead`` (the machinery's cost, on a local Ray
+    of 2 CPUs in a temporary work folder); ``efficiency`` (``bench_arms``: the arms replayed on a
+    table of real trials of ``spaces/mixtures.yaml``, ``pool`` configurations; ``seeds`` search seeds,
+    a budget of ``trials`` full trials; the retrained recommendation and ``compute_to_random_quality``);
+    ``rank_agreement`` (``bench_fidelity``: each cheap fidelity against the full one over ``configs``
+    configurations, in 2 worker processes); and, only when asked, ``live_efficiency`` (real Ray
+    searches of the default space, best-so-far curves, ``compute_to_random_best``) with its
+    ``seed_spread``. ``parts``: which."""
     from xstilts.trainer.home import home
 
     unknown = [p for p in parts if p not in PARTS]
@@ -306,7 +317,7 @@ def run(quick: bool = False, seeds: int = 8, trials: int | None = None, overhead
         "machine": platform.machine(), "python": platform.python_version(),
     }
     freed = 0
-    if "overhead" in parts or "efficiency" in parts:
+    if "overhead" in parts or "live_efficiency" in parts:
         import ray
 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -314,16 +325,22 @@ def run(quick: bool = False, seeds: int = 8, trials: int | None = None, overhead
             if "overhead" in parts:
                 result.update(overhead(_space(QUICK_FIDELITY if quick else {}), work, trials=2 if quick else 8,
                                        repeats=1 if quick else overhead_repeats))
-            if "efficiency" in parts:
+            if "live_efficiency" in parts:
                 fspec = _space(QUICK_FIDELITY if quick else {})  # the default space at the efficiency fidelity
                 eff = efficiency(fspec, work, list(range(2 if quick else seeds)), 3 if quick else trials, tpe_alone,
                                  grid_trials=2 if quick else None)
                 eff["seed_spread"] = seed_spread(fspec, 2 if quick else 3, str(home()))
-                result["efficiency"] = eff
+                result["live_efficiency"] = eff
                 result["compute_to_random_best"] = {a: eff["arms"][a]["compute_to_random_best"] for a in eff["arms"]}
         finally:
             ray.shutdown()
             freed = drop_checkpoints(work)
+    if "efficiency" in parts:
+        from .bench_arms import efficiency_arms
+
+        arms = efficiency_arms(quick=quick, pool=pool, search_seeds=None if quick else seeds, trials=trials)
+        result["efficiency"] = arms
+        result["compute_to_random_quality"] = arms["compute_to_random_quality"]
     if "rank_agreement" in parts:
         from .bench_fidelity import rank_agreement
 

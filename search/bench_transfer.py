@@ -204,12 +204,24 @@ def _one_thread() -> None:
 
 
 def _run_one(cfg: Any, runtime: Any) -> tuple[dict[str, Any], float, str | None]:
-    """One trial, silent: (its metrics, its seconds, where its phase 1 came from: ``phase1_source``)."""
+    """One trial, silent: (its metrics, its seconds, where its phase 1 came from: ``phase1_source``).
+    A trial that evaluates dev keeps, in its metrics' ``reports``, [seconds since its start, the
+    objective] at each report (the final one included): what a scheduler's rungs would read."""
+    from xstilts.trainer.names import OBJECTIVE
     from xstilts.trainer.trial import run_trial
 
     ts = time.perf_counter()
-    res = run_trial(cfg, None, runtime=runtime, log=lambda s: None)
-    return dict(res["metrics"]), time.perf_counter() - ts, res.get("phase1_source")
+    reports: list[list[float]] = []
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        if OBJECTIVE in metrics:
+            reports.append([round(time.perf_counter() - ts, 3), float(metrics[OBJECTIVE])])
+
+    res = run_trial(cfg, report, runtime=runtime, log=lambda s: None)
+    metrics = dict(res["metrics"])
+    if reports:
+        metrics["reports"] = reports
+    return metrics, time.perf_counter() - ts, res.get("phase1_source")
 
 
 def run(quick: bool = False, seeds: int = 8, effect_seeds: int = 2, home: str | None = None,

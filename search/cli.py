@@ -105,15 +105,18 @@ def _add_bench_parser(sub: Any) -> None:
     b.add_argument("--json", action="store_true", help="print only the JSON object")
     b.add_argument("--quick", action="store_true", help="a short smoke-sized run (not for reported figures)")
     b.add_argument("--seeds", type=int, help="transfer: fine-tuning seeds for the zero-shot tables (default 8); "
-                   "search: seeds per searcher in the efficiency part (default 8)")
+                   "search: search seeds per arm in the efficiency parts (default 8)")
     b.add_argument("--tpe-alone", action="store_true",
-                   help="search: also run TPE without early stopping in the efficiency part")
-    b.add_argument("--trials", type=int, help="search: trials per searcher and seed in the efficiency part (default: the space's budget, 12)")
+                   help="search: also run TPE without early stopping in the live_efficiency part")
+    b.add_argument("--trials", type=int, help="search: the budget per arm and seed, in full trials (efficiency: "
+                   "default 5; live_efficiency: the default space's budget, 12)")
+    b.add_argument("--pool", type=int, help="search: configurations of spaces/mixtures.yaml in the efficiency "
+                   "part's table of real trials (default 20)")
     b.add_argument("--effect-seeds", type=int,
                    help="transfer: seeds for each intermediate task's effect on each target (default 2)")
     b.add_argument("--only", type=lambda v: tuple(x.strip() for x in v.split(",") if x.strip()),
-                   help="transfer: zero_shot or effects; search: overhead, efficiency, rank_agreement, or several "
-                   "joined by commas (default: every part)")
+                   help="transfer: zero_shot or effects; search: overhead, efficiency, rank_agreement, "
+                   "live_efficiency, or several joined by commas (default: every part but live_efficiency)")
     b.add_argument("--configs", type=int, help="search: configurations of spaces/mixtures.yaml in the "
                    "rank_agreement part (default 14)")
     b.add_argument("--workers", type=int, help="transfer: trials run at once, one torch thread each "
@@ -134,8 +137,9 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 _BENCH_OPTIONS = {"seeds": ("transfer", "search"), "trials": ("search",), "effect_seeds": ("transfer",),
                   "only": ("transfer", "search"), "tpe_alone": ("search",), "workers": ("transfer",),
-                  "configs": ("search",)}
-_BENCH_PARTS = {"transfer": ("zero_shot", "effects"), "search": ("overhead", "efficiency", "rank_agreement")}
+                  "configs": ("search",), "pool": ("search",)}
+_BENCH_PARTS = {"transfer": ("zero_shot", "effects"),
+                "search": ("overhead", "efficiency", "rank_agreement", "live_efficiency")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -162,9 +162,9 @@ def test_bench_transfer_cli_prints_one_json_object_at_smoke_size(tiny_home: Path
 @pytest.mark.slow
 def test_bench_search_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) -> None:
     """``xstilts bench search --quick --json --only overhead`` end to end: a real search, its
-    overhead figures (measured by the full-size run, never in a test). The efficiency part's smoke
-    run is heavy (below, ~150 s); its arithmetic has the unit tests above; rank_agreement is
-    tests/search/test_bench_fidelity.py's."""
+    overhead figures (measured by the full-size run, never in a test). The efficiency and
+    rank_agreement parts' smoke run is tests/search/test_bench_arms.py's; live_efficiency's is heavy
+    (below, ~150 s)."""
     from tests.conftest import run_cli
 
     r = run_cli(["bench", "search", "--quick", "--json", "--only", "overhead"], tiny_home, timeout=900)
@@ -189,14 +189,14 @@ def test_bench_search_cli_prints_one_json_object_at_smoke_size(tiny_home: Path) 
 
 
 @pytest.mark.heavy
-def test_bench_search_efficiency_at_smoke_size(tiny_home: Path) -> None:
-    """``xstilts bench search --quick --json --only efficiency``: the arms' real searches, end to end."""
+def test_bench_search_live_efficiency_at_smoke_size(tiny_home: Path) -> None:
+    """``xstilts bench search --quick --json --only live_efficiency``: the arms' real searches, end to end."""
     from tests.conftest import run_cli
 
-    r = run_cli(["bench", "search", "--quick", "--json", "--only", "efficiency"], tiny_home, timeout=900)
+    r = run_cli(["bench", "search", "--quick", "--json", "--only", "live_efficiency"], tiny_home, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout)
-    eff = out["efficiency"]
+    eff = out["live_efficiency"]
     assert eff["seeds"] == [0, 1] and set(eff["arms"]) == {"tpe_asha", "random", "grid"}
     for arm in ("tpe_asha", "random"):
         for p in eff["arms"][arm]["per_seed"]:
