@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TEST_FIDELITY, TEST_TINY, run_cli
+from tests.conftest import TEST_FIDELITY, RealSearch, run_cli
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -37,43 +36,6 @@ DOCS_RUNS_TABLE = "mlflow-runs-table.png"
 DOCS_REPORT = "report.png"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@dataclass
-class RealSearch:
-    uri: str
-    home: Path
-    run_name: str
-    experiment_id: str
-    parent_id: str
-    children: list  # mlflow Run objects: the search's trials
-    stdout: str
-    confirm: list  # mlflow Run objects: the confirm phase's trials (tag xstilts.phase=confirm)
-
-
-@pytest.fixture(scope="module")
-def real_search(tiny_home: Path, tmp_path_factory: pytest.TempPathFactory) -> RealSearch:
-    from xstilts.spaces import default_space_path
-
-    tmp = tmp_path_factory.mktemp("dash_e2e")
-    raw = yaml.safe_load(default_space_path().read_text())
-    raw["name"] = "dash"
-    raw["trial"].update({"tiny": TEST_TINY, **TEST_FIDELITY})
-    raw["search"]["confirm"] = {"top_k": 1, "seeds": 2}
-    space = tmp / "dash.yaml"
-    space.write_text(yaml.safe_dump(raw))
-    uri = f"sqlite:///{tmp / 'track.db'}"
-    r = run_cli(["search", str(space), "--trials", "2", "--max-concurrent", "2", "--tracking-uri", uri], tiny_home)
-    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("dash")
-    parent = client.search_runs([exp.experiment_id], filter_string="tags.`xstilts.kind` = 'search'")[0]
-    children = client.search_runs([exp.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    search = [c for c in children if c.data.tags.get("xstilts.phase") != "confirm"]
-    confirm = [c for c in children if c.data.tags.get("xstilts.phase") == "confirm"]
-    return RealSearch(uri, tiny_home, parent.data.tags["xstilts.search"], exp.experiment_id, parent.info.run_id,
-                      search, r.stdout, confirm)
 
 
 def test_trials_have_artifacts_system_metrics_and_the_parent_a_summary(real_search: RealSearch,

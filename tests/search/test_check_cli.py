@@ -1,4 +1,9 @@
-"""`xstilts check`, and the same checks refusing `search` and `train` before anything starts."""
+"""`xstilts check`, and the same checks refusing `search` and `train` before anything starts.
+
+The refusals and the check of a fresh home call ``main`` in this process (``call_cli``): a
+subprocess only added interpreter start-up and imports to each. The real console entry point runs
+in the check of cached assets (``check``, exit 0) and the refusal for an unreachable tracking store
+(``search``, exit 2, timed end to end)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TEST_TINY, run_cli
+from tests.conftest import TEST_TINY, call_cli, run_cli
 from tests.realdata import N_ROWS, write_real_data
 from xstilts.search.cli import main
 from xstilts.search.preflight import reachable_configs
@@ -37,7 +42,7 @@ def test_reachable_configs_cover_every_branch_and_every_candidate_task() -> None
 
 
 def test_check_of_a_space_on_a_fresh_home_makes_nothing(tmp_path: Path) -> None:
-    r = run_cli(["check", str(SPACES / "default.yaml")], tmp_path, timeout=300)
+    r = call_cli(["check", str(SPACES / "default.yaml")], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "note: synth (seed 0) is not generated yet" in r.stdout
     assert "note: model tiny is not pretrained yet" in r.stdout
@@ -48,7 +53,7 @@ def test_check_of_a_space_on_a_fresh_home_makes_nothing(tmp_path: Path) -> None:
 def test_check_of_a_trial_config_names_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "trial.yaml"
     path.write_text("benchmark: xtreme\nmodel: tiny\n")
-    r = run_cli(["check", str(path)], tmp_path, timeout=120)
+    r = call_cli(["check", str(path)], tmp_path)
     assert r.returncode == 2 and str(path) in r.stderr
     assert "model: Value error, 'tiny' is made from the synth corpora" in r.stderr
 
@@ -70,7 +75,7 @@ def test_train_on_bad_real_data_is_refused_before_training(tmp_path: Path) -> No
     cfg = tmp_path / "trial.yaml"
     cfg.write_text(yaml.safe_dump({"benchmark": "xtreme", "model": str(tmp_path / "no-such-checkpoint"),
                                    "data_dir": str(data), "target_tasks": ["pawsx"], "eval_languages": ["de"]}))
-    r = run_cli(["train", str(cfg), "--output-dir", str(tmp_path / "out")], tmp_path, timeout=300)
+    r = call_cli(["train", str(cfg), "--output-dir", str(tmp_path / "out")], tmp_path)
     assert r.returncode == 2, r.stderr[-3000:]
     err = r.stderr
     assert f"model: {tmp_path / 'no-such-checkpoint'} is not a folder" in err and "Repo id" not in err
@@ -83,7 +88,7 @@ def test_train_on_bad_real_data_is_refused_before_training(tmp_path: Path) -> No
 def test_a_home_that_is_a_file_is_one_line(tmp_path: Path, command: list[str]) -> None:
     home = tmp_path / "home"
     home.write_text("not a folder")
-    r = run_cli(command, home.parent, timeout=120, env={"XSTILTS_HOME": str(home)})
+    r = call_cli(command, home.parent, env={"XSTILTS_HOME": str(home)})
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == (f"xstilts: XSTILTS_HOME {home} is a file, not a folder: point XSTILTS_HOME "
                                 "(or --home) at a folder")
@@ -92,7 +97,7 @@ def test_a_home_that_is_a_file_is_one_line(tmp_path: Path, command: list[str]) -
 def test_a_read_only_home_is_a_problem_of_check(tmp_path: Path) -> None:
     if not Path("/sys/kernel").is_dir():
         pytest.skip("no read-only folder to try")
-    r = run_cli(["check", str(SPACES / "default.yaml")], tmp_path, timeout=120, env={"XSTILTS_HOME": "/sys/kernel"})
+    r = call_cli(["check", str(SPACES / "default.yaml")], tmp_path, env={"XSTILTS_HOME": "/sys/kernel"})
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "the home folder /sys/kernel is not writable" in r.stdout
 
@@ -106,7 +111,7 @@ def test_a_read_only_home_is_a_problem_of_check(tmp_path: Path) -> None:
                                   "evaluate dev"),
 ])
 def test_an_invalid_budget_is_one_line_naming_the_option(tmp_path: Path, args: list[str], line: str) -> None:
-    r = run_cli(["search", str(SPACES / "default.yaml"), *args], tmp_path, timeout=120)
+    r = call_cli(["search", str(SPACES / "default.yaml"), *args], tmp_path)
     assert r.returncode == 2 and r.stderr.strip() == line, r.stderr
     assert made(tmp_path) == set()
 

@@ -216,7 +216,7 @@ def test_an_unreadable_journal_is_refused_with_what_to_do(tmp_path: Path) -> Non
 
 
 def test_a_resume_that_cannot_continue_says_why_without_a_traceback(tmp_path: Path) -> None:
-    from tests.conftest import run_cli
+    from tests.conftest import call_cli
     from xstilts.search.search_run import STATE_FILE
 
     storage = tmp_path / "ray"
@@ -230,6 +230,6 @@ def test_a_resume_that_cannot_continue_says_why_without_a_traceback(tmp_path: Pa
         "tracking_uri": f"sqlite:///{tmp_path / 't.db'}"}))
     (no_journal / LEDGER_FILE).write_text(json.dumps({"event": "start", "trial": "t0000-x", "number": 0}) + "\n")
     for run, said in (("broken-1", "cannot be read"), ("lost-1", "holds no study"), ("nothing-1", "no search run")):
-        r = run_cli(["search", "--resume", run, "--storage", str(storage)], tmp_path, timeout=300)
+        r = call_cli(["search", "--resume", run, "--storage", str(storage)], tmp_path)
         assert r.returncode == 2 and said in r.stderr, (run, r.stderr[-2000:])
         assert "Traceback" not in r.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TEST_FIDELITY, TEST_TINY, run_cli
+from tests.conftest import TEST_FIDELITY, TEST_TINY, call_cli, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +36,6 @@ def test_train_runs_deepspeed_and_loss_falls(tiny_home: Path, tmp_path: Path) ->
 def test_train_rejects_a_typo_naming_key_and_file(tiny_home: Path, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("learning_rat: 0.001\n")
-    r = run_cli(["train", str(path)], tiny_home)
+    r = call_cli(["train", str(path)], tiny_home)
     assert r.returncode == 2
     assert str(path) in r.stderr and "learning_rat" in r.stderr and "unknown key" in r.stderr

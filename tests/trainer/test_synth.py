@@ -32,16 +32,34 @@ NUMBERS = {str(n) for n in range(2, 20)}
 FUNCTION_EN = {"the", "with", "of"}
 
 
+# Each default-size generation costs ~13 s of CI time: the module generates in memory once
+# (``generated``) and on disk once (``on_disk``), and the tests share the two.
+
+
 @pytest.fixture(scope="module")
-def data() -> dict[str, Any]:
+def generated() -> tuple[dict[str, Any], float]:
+    """The default-size benchmark for seed 0, in memory, and the CPU seconds its generation took."""
+    import time
+
+    t0 = time.process_time()  # its own CPU time: the wall time on a shared machine measures the others
+    out = generate(0)
+    return out, time.process_time() - t0
+
+
+@pytest.fixture(scope="module")
+def data(generated: tuple[dict[str, Any], float]) -> dict[str, Any]:
     """The default-size benchmark for seed 0, in memory (the same that ``ensure_synth`` writes)."""
-    return generate(0)
+    return generated[0]
 
 
 @pytest.fixture(scope="module")
 def on_disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, list[str]]:
-    """(home, SynthBenchmark, log lines of the first, generating, call)."""
+    """(home, SynthBenchmark, log lines of the first, generating, call). The home holds the folder
+    of an older synth version before that call (test_an_older_synth_version_on_disk_is_not_reused)."""
     home = tmp_path_factory.mktemp("home")
+    old = home / "data" / f"synth-v{SYNTH_VERSION - 1}-s0"
+    old.mkdir(parents=True)
+    (old / "manifest.json").write_text(json.dumps({"version": SYNTH_VERSION - 1, "languages": []}))
     logs: list[str] = []
     return home, ensure_synth(home, log=logs.append), logs
 
@@ -253,10 +271,10 @@ def test_overlapping_languages_share_content_words_with_english(data: dict[str, 
     assert share["xz"] == 0.0
 
 
-def test_sov_languages_put_the_verb_last_and_farther_languages_scramble_more_clauses() -> None:
+def test_sov_languages_put_the_verb_last_and_farther_languages_scramble_more_clauses(data: dict[str, Any]) -> None:
     """In xe (SOV) the verb is the last word of a plain clause, in xa (SVO) second; xb-xd are SVO
     with a share of SOV clauses that grows with their distance from English (``other_order``)."""
-    d = generate(0)
+    d = data
     w = World(0)
     share = {}
     for lang in ("xa", "xb", "xc", "xd", "xe"):
@@ -496,12 +514,9 @@ def test_retrieval_pairs_share_names_and_numbers(data: dict[str, Any]) -> None:
         assert (r["source_lang"], r["target_lang"]) == ("xb", "en")
 
 
-def test_generation_stays_fast() -> None:
-    import time
-
-    t0 = time.process_time()  # its own CPU time: the wall time on a shared machine measures the others
-    generate(1)
-    assert time.process_time() - t0 < 30  # about 7 s
+def test_generation_stays_fast(generated: tuple[dict[str, Any], float]) -> None:
+    _, cpu_seconds = generated  # the CPU time of the default-size generate(0) the module shares
+    assert cpu_seconds < 30  # about 7 s
 
 
 # --- clean test items, translate-train for more targets -----------------------------------
@@ -719,11 +734,13 @@ def test_panx_entity_forms_are_ambiguous_and_the_topic_decides_person_or_organis
     assert either["PER"] > 50 and either["ORG"] > 50
 
 
-def test_an_older_synth_version_on_disk_is_not_reused(tmp_path: Path) -> None:
-    """The cache folder is named by the version: data of an older one is left alone, not read."""
-    old = tmp_path / "data" / f"synth-v{SYNTH_VERSION - 1}-s0"
-    old.mkdir(parents=True)
-    (old / "manifest.json").write_text(json.dumps({"version": SYNTH_VERSION - 1, "languages": []}))
-    bench = ensure_synth(tmp_path, log=lambda s: None)
+def test_an_older_synth_version_on_disk_is_not_reused(on_disk: Any) -> None:
+    """The cache folder is named by the version: data of an older one is left alone, not read
+    (``on_disk``'s home held an older version's folder when ensure_synth generated)."""
+    home, bench, logs = on_disk
+    old = home / "data" / f"synth-v{SYNTH_VERSION - 1}-s0"
+    assert logs and "generating synth" in logs[0]  # not taken for a cache
     assert bench.root.name == f"synth-v{SYNTH_VERSION}-s0"
     assert bench.manifest["version"] == SYNTH_VERSION and bench.languages == CODES
+    assert [p.name for p in old.iterdir()] == ["manifest.json"]  # left alone
+    assert json.loads((old / "manifest.json").read_text()) == {"version": SYNTH_VERSION - 1, "languages": []}
