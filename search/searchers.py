@@ -130,12 +130,26 @@ class PrunedToOptuna:
         if state == "complete" or trial_id in self._completed_trials or trial_id not in self._ot_trials:
             super().on_trial_complete(trial_id, result=result, error=error)  # type: ignore[misc]
             return
+        if state == "pruned":
+            self._report_stopping_result(trial_id, result)
         try:  # PRUNED takes the last intermediate value as its value; FAIL has none
             self._ot_study.tell(self._ot_trials[trial_id], None,
                                 state=TrialState.PRUNED if state == "pruned" else TrialState.FAIL)
         except Exception as exc:  # as Ray's own: a study that refuses a state must not stop the search
             warnings.warn(f"optuna refused trial {trial_id} as {state}: {exc}", stacklevel=1)
         self._completed_trials.add(trial_id)
+
+
+    def _report_stopping_result(self, trial_id: str, result: dict[str, Any] | None) -> None:
+        """The result a scheduler stopped the trial on, as its intermediate value at that step: Tune
+        hands that result to ``on_trial_complete`` only, never to ``on_trial_result``, so without
+        this a trial ASHA stopped at its first rung reaches the study with no value at all."""
+        metric = getattr(self, "metric", None)
+        if not isinstance(metric, str) or not result or metric not in result or "training_iteration" not in result:
+            return
+        with warnings.catch_warnings():  # a step reported already keeps its value (Optuna warns)
+            warnings.simplefilter("ignore")
+            self._ot_trials[trial_id].report(float(result[metric]), int(result["training_iteration"]))
 
 
 @functools.cache

@@ -56,11 +56,16 @@ def test_a_search_with_a_proxy_rung(tiny_home: Path, tmp_path: Path) -> None:
         first = t.results[1]
         assert first[PROXY] == 1 and 0 <= first["zero_shot/avg"] <= 1 and first["proxy/seconds"] > 0
         assert 1 not in t.checkpoints  # the proxy's model is not continued: nothing to restore from
-        assert by_number[t.number].intermediate_values[1] == pytest.approx(first["zero_shot/avg"])
+        # every report reached the study, the one ASHA stopped the trial on too (Tune hands that one
+        # to the searcher's on_trial_complete only)
+        assert by_number[t.number].intermediate_values == pytest.approx(
+            {i: r["zero_shot/avg"] for i, r in t.results.items() if i < max(t.results) or t.status == "pruned"}), [(x.number, x.state, x.intermediate_values, x.params) for x in study.trials] + [(k, v.number, v.status) for k, v in trials.items()]
         if t.status == "completed":
             assert sorted(t.results) == [1, 2, 3] and t.last[TRIAL_DONE] == 1
             assert PROXY not in t.results[2] and t.results[3]["train/step"] == 40
-            assert first["proxy/seconds"] < t.last["time_total_s"] / 2
+            # the proxy's seconds are part of the trial's (no timing claim: at this size a process's
+            # first engine and imports, which the proxy pays, outweigh the steps)
+            assert first["proxy/seconds"] < t.last["time_total_s"]
         else:
             assert t.status == "pruned"
     assert any(t.status == "completed" for t in trials.values())

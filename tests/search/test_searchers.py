@@ -87,8 +87,9 @@ def test_a_trial_stopped_early_is_pruned_in_optuna_with_its_intermediate_values(
         assert alg.suggest(tid) is not None
     _report(alg, "done", [0.40, 0.55, 0.60])
     alg.on_trial_complete("done", result={"zero_shot/avg": 0.60, "trial_done": 1, "training_iteration": 3})
+    # as Tune does: the result ASHA stops the trial on goes to on_trial_complete only, not on_trial_result
     _report(alg, "stopped", [0.45])
-    alg.on_trial_complete("stopped", result={"zero_shot/avg": 0.45, "training_iteration": 1})
+    alg.on_trial_complete("stopped", result={"zero_shot/avg": 0.38, "training_iteration": 2})
     _report(alg, "crashed", [0.30])
     alg.on_trial_complete("crashed", result={"zero_shot/avg": 0.30, "training_iteration": 1}, error=True)
     alg.on_trial_complete("silent", result=None)
@@ -99,7 +100,7 @@ def test_a_trial_stopped_early_is_pruned_in_optuna_with_its_intermediate_values(
     by = {t.number: t for t in study.trials}
     assert [by[i].state for i in range(4)] == [S.COMPLETE, S.PRUNED, S.FAIL, S.FAIL]
     assert by[0].value == pytest.approx(0.60) and by[0].intermediate_values == {1: 0.40, 2: 0.55, 3: 0.60}
-    assert by[1].value == pytest.approx(0.45) and by[1].intermediate_values == {1: 0.45}
+    assert by[1].value == pytest.approx(0.38) and by[1].intermediate_values == {1: 0.45, 2: 0.38}
     assert by[2].value is None and by[3].value is None
     assert study.best_trial.number == 0  # the pruned trial's early score is not a result
 
