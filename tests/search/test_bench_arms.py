@@ -132,12 +132,14 @@ def test_bench_search_efficiency_and_rank_agreement_at_smoke_size(tiny_home: Any
 
     out = json.loads(r.stdout)
     eff = out["efficiency"]
-    assert eff["table"]["pool"] == 3 and eff["table"]["seeds"] == [0, 1] and eff["trials_run"] == 12
+    assert eff["table"]["pool"] == 3 and eff["table"]["seeds"] == [0, 1]
+    # 12 runs, trained here or taken from the session home's ledger (another bench test may have run some)
+    assert eff["trials_run"] <= 12 and eff["trials_run"] + eff["trials_taken_from_ledger"] >= 12
     assert set(out["compute_to_random_quality"]) == set(ARMS) and eff["search_seeds"] == 2
     for arm, fig in eff["arms"].items():
         assert fig["retrained"]["100%"]["n"] == 2, arm  # every search seed recommends by its full budget
         assert 0 <= fig["retrained"]["100%"]["mean"] <= 1 and fig["bootstrap"]["resamples"] == 1000
     assert eff["arms"]["random"]["stopped_early_share"] == 0 and eff["arms"]["tpe_asha"]["trials_mean"] >= 3
     ra = out["fidelity"]
-    assert ra["trials_run"] == 3 and ra["trials_taken_from_ledger"] == 12  # only `short` was not in the table
+    assert ra["trials_run"] <= 3 and ra["trials_taken_from_ledger"] >= 12  # at most `short` was not in the table
     assert set(out["rank_agreement"]) == {"short", "shorter"}
