@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .bench import bootstrap_fraction, headline_fraction
+from .bench import SEARCHER_SEED_OFFSET, bootstrap_fraction, headline_fraction
 
 __all__ = ["ARMS", "PROXY", "Table", "build_table", "replay", "arm_figures", "efficiency_arms", "table_figures",
            "DEFAULT_POOL", "DEFAULT_TABLE_SEEDS", "DEFAULT_TRIALS", "DEFAULT_SEARCH_SEEDS"]
@@ -62,7 +62,6 @@ DEFAULT_TRIALS = 5  # the budget in full trials (the pool's mean seconds): a qua
 DEFAULT_SEARCH_SEEDS = 8
 PROXY = "shorter"  # the cheap fidelity the arms with ASHA run first (rank_agreement: ρ 0.82 at 22 %)
 BUDGET_POINTS = (0.25, 0.5, 1.0)
-SEARCHER_SEED_OFFSET = 1000  # the model-based arms' sampler seeds, apart from random search's
 
 # arm → how it searches: searcher, scheduler, whether ASHA's first rung is the proxy, and whether a
 # stopped trial reaches the study as COMPLETE with its last value (Ray's OptunaSearch) or PRUNED
@@ -87,6 +86,7 @@ class Table:
     full: list[list[dict[str, Any]]]
     proxy: list[list[dict[str, Any]]]
     rows: list[list[float]] = field(default_factory=list)  # each configuration's feature row (no fidelity)
+    labels: list[str] = field(default_factory=list)  # each configuration, shortly (``bench_fidelity._label``)
 
     def retrained(self, j: int, read: int) -> float:
         """Configuration j's mean test score over the seeds other than the one at index ``read``."""
@@ -98,15 +98,14 @@ class Table:
 
 
 def _table_requests(spec: Any, pool: int, seeds: list[int], quick: bool) -> list[dict[str, Any]]:
-    from .bench_fidelity import fidelity_requests
+    """Each pool configuration: {"config", "label", "full": {seed: its TrialConfig as a dict}, PROXY: the same}."""
+    from .bench_fidelity import _label, fidelity_requests
 
     if PROXY not in spec.search.fidelities:
         raise ValueError(f"{spec.source}: the arms benchmark's proxy fidelity {PROXY!r} is not in search.fidelities")
-    out = []
-    for r in fidelity_requests(spec, pool, quick):
-        out.append({"config": r["config"], **{k: {s: {**r[k].model_dump(), "seed": s} for s in seeds}
-                                               for k in ("full", PROXY)}})
-    return out
+    return [{"config": r["config"], "label": _label(r["full"]),
+             **{k: {s: {**r[k].model_dump(), "seed": s} for s in seeds} for k in ("full", PROXY)}}
+            for r in fidelity_requests(spec, pool, quick)]
 
 
 def build_table(spec: Any, pool: int, n_seeds: int, quick: bool, tb: Any) -> Table:
@@ -114,42 +113,32 @@ def build_table(spec: Any, pool: int, n_seeds: int, quick: bool, tb: Any) -> Tab
     whole seed columns first); ``tb`` is a ``TransferBench`` with its ledger open."""
     from xstilts.trainer.names import OBJECTIVE, TEST_OBJECTIVE
 
-    from .bench_fidelity import _label
     from .bench_transfer import _progress
 
     seeds = list(range(n_seeds))
     reqs = _table_requests(spec, pool, seeds, quick)
-    asks = [(s, r[k][s]) for s in seeds for r in reqs for k in (PROXY, "full")]
-    for s, o in asks:  # a full run kept without its report history (older code) is trained again
-        if o["target_steps"] == reqs[0]["full"][0]["target_steps"] and "reports" not in tb.done.get(tb.key(s, o), {"reports": 1}):
-            del tb.done[tb.key(s, o)]
-    todo = sum(tb.key(s, o) not in tb.done for s, o in asks)
+    key = {(j, k, s): tb.key(s, r[k][s]) for j, r in enumerate(reqs) for k in (PROXY, "full") for s in seeds}
+    for (_, k, _), kk in key.items():  # a full run kept without its report history (older code) trains again
+        if k == "full" and "reports" not in tb.done.get(kk, {"reports": None}):
+            del tb.done[kk]
+    asks = [(s, reqs[j][k][s]) for s in seeds for j in range(len(reqs)) for k in (PROXY, "full")]
     _progress(f"efficiency: a table of {pool} configurations × {n_seeds} seeds × (full, {PROXY}): "
-              f"{len(asks)} runs, {todo} to train", tb.label)
+              f"{len(asks)} runs, {sum(kk not in tb.done for kk in key.values())} to train", tb.label)
     tb.run_all(asks)
-    full, proxy = [], []
-    for r in reqs:
-        fr, pr = [], []
-        for s in seeds:
-            m = tb.done[tb.key(s, r["full"][s])]
-            fr.append({"dev": float(m[OBJECTIVE]), "test": float(m[TEST_OBJECTIVE]),
-                       "seconds": tb.seconds[tb.key(s, r["full"][s])],
-                       "reports": m.get("reports") or [[tb.seconds[tb.key(s, r["full"][s])], float(m[OBJECTIVE])]]})
-            p = tb.done[tb.key(s, r[PROXY][s])]
-            pr.append({"dev": float(p[OBJECTIVE]), "seconds": tb.seconds[tb.key(s, r[PROXY][s])]})
-        full.append(fr)
-        proxy.append(pr)
-    table = Table([r["config"] for r in reqs], seeds, full, proxy)
+
+    def full_run(j: int, s: int) -> dict[str, Any]:
+        m, kk = tb.done[key[j, "full", s]], key[j, "full", s]
+        return {"dev": float(m[OBJECTIVE]), "test": float(m[TEST_OBJECTIVE]), "seconds": tb.seconds[kk],
+                "reports": m["reports"]}
+
+    def proxy_run(j: int, s: int) -> dict[str, Any]:
+        kk = key[j, PROXY, s]
+        return {"dev": float(tb.done[kk][OBJECTIVE]), "seconds": tb.seconds[kk]}
+
+    table = Table([r["config"] for r in reqs], seeds, [[full_run(j, s) for s in seeds] for j in range(len(reqs))],
+                  [[proxy_run(j, s) for s in seeds] for j in range(len(reqs))], labels=[r["label"] for r in reqs])
     table.rows = _rows(spec, table.configs)
-    for r, c in zip(reqs, table.configs, strict=True):
-        c.setdefault("_label", _label(_trial_config(spec, r["full"][0])))
     return table
-
-
-def _trial_config(spec: Any, raw: dict[str, Any]) -> Any:
-    from xstilts.trainer.config import TrialConfig
-
-    return TrialConfig.model_validate(raw)
 
 
 def _rows(spec: Any, configs: list[dict[str, Any]]) -> list[list[float]]:
@@ -328,7 +317,8 @@ def table_figures(table: Table) -> dict[str, Any]:
         "config_sd": round(statistics.stdev(means), 4) if len(means) > 1 else None,
         "seed_sd": None if seed_sd is None else round(seed_sd, 4),
         "dev_seed_sd": None if dev_sd is None else round(dev_sd, 4),
-        "best_config": {"index": best, "label": table.configs[best].get("_label"), "test_mean": round(means[best], 4)},
+        "best_config": {"index": best, "label": table.labels[best] if table.labels else None,
+                        "test_mean": round(means[best], 4)},
         "pool_mean": round(statistics.fmean(means), 4),
         "full_seconds_mean": round(table.full_seconds_mean, 2),
         "proxy_seconds_mean": round(statistics.fmean(r["seconds"] for runs in table.proxy for r in runs), 2),
@@ -340,17 +330,10 @@ def efficiency_arms(quick: bool = False, pool: int | None = None, n_seeds: int |
                     home: str | None = None, workers: int | None = None, space: str | Path | None = None
                     ) -> dict[str, Any]:
     """The ``efficiency`` part (see the module docstring): the table, then every arm's replays."""
-    import os
-
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch's import (see bench_transfer.run)
     from xstilts.spaces import load_space
-    from xstilts.trainer.config import TrialRuntime
-    from xstilts.trainer.data import synth_benchmark
-    from xstilts.trainer.home import home as home_dir
-    from xstilts.trainer.model import ensure_tiny_model
 
-    from .bench_fidelity import LEDGER, fidelity_requests, mixtures_path
-    from .bench_transfer import TransferBench, _progress
+    from .bench_fidelity import fidelity_requests, ledger_bench, mixtures_path
+    from .bench_transfer import _progress
 
     t0 = time.perf_counter()
     spec = load_space(space or mixtures_path())
@@ -361,13 +344,7 @@ def efficiency_arms(quick: bool = False, pool: int | None = None, n_seeds: int |
     arm_names = arms or list(ARMS)
     if "random" not in arm_names:
         arm_names = ["random", *arm_names]
-    root = home_dir(home)
-    first = fidelity_requests(spec, 1, quick)[0]["full"]
-    synth_benchmark(str(root), first.data_seed)
-    ensure_tiny_model(root, first.tiny)
-    tb = TransferBench(None, {}, TrialRuntime(home=str(root), threads=1),
-                       workers=workers or min(8, os.cpu_count() or 1), label="bench search")
-    taken = tb.open_ledger(root / LEDGER)
+    tb, taken = ledger_bench(fidelity_requests(spec, 1, quick)[0]["full"], home, workers)
     try:
         table = build_table(spec, pool, n_seeds, quick, tb)
     finally:

@@ -35,7 +35,7 @@ from typing import Any
 from .transfer_validity import spearman
 
 __all__ = ["DEFAULT_CONFIGS", "LEDGER", "mixtures_path", "rank_agreement", "agreement_figures", "bootstrap_spearman",
-           "fidelity_requests"]
+           "fidelity_requests", "ledger_bench"]
 
 DEFAULT_CONFIGS = 14  # configurations drawn from the space's prior (about 7.5 min on 2 cores)
 LEDGER = "bench/search-trials.jsonl"  # under $XSTILTS_HOME: finished trials, taken by a later run
@@ -67,6 +67,27 @@ def fidelity_requests(spec: Any, n_configs: int, quick: bool = False) -> list[di
         full = to_trial_config(spec, config, **extra)
         out.append({"config": config, "full": full, **{n: f.config(full) for n, f in fids.items()}})
     return out
+
+
+def ledger_bench(first: Any, home: str | None, workers: int | None) -> tuple[Any, int]:
+    """The trial runner of the search benches' parts: synth and the tiny model of ``first`` (a
+    ``TrialConfig``) made first, not in a trial's seconds (as ``runner.prepare_assets``, without Ray's
+    imports); a ``TransferBench`` of ``workers`` one-thread processes with the shared ledger ``LEDGER``
+    open. Returns (it, how many trials it took from the ledger); ``close`` it when done."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch's import (see bench_transfer.run)
+    from xstilts.trainer.config import TrialRuntime
+    from xstilts.trainer.data import synth_benchmark
+    from xstilts.trainer.home import home as home_dir
+    from xstilts.trainer.model import ensure_tiny_model
+
+    from .bench_transfer import TransferBench
+
+    root = home_dir(home)
+    synth_benchmark(str(root), first.data_seed)
+    ensure_tiny_model(root, first.tiny)
+    tb = TransferBench(None, {}, TrialRuntime(home=str(root), threads=1),
+                       workers=workers or min(8, os.cpu_count() or 1), label="bench search")
+    return tb, tb.open_ledger(root / LEDGER)
 
 
 def bootstrap_spearman(x: list[float], y: list[float], resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
@@ -113,12 +134,8 @@ def rank_agreement(quick: bool = False, n_configs: int | None = None, home: str 
     at the full fidelity and at each of the space's fidelities (see the module docstring)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch's import (see bench_transfer.run)
     from xstilts.spaces import load_space
-    from xstilts.trainer.config import TrialRuntime
-    from xstilts.trainer.data import synth_benchmark
-    from xstilts.trainer.home import home as home_dir
-    from xstilts.trainer.model import ensure_tiny_model
 
-    from .bench_transfer import TransferBench, _progress
+    from .bench_transfer import _progress
 
     t0 = time.perf_counter()
     spec = load_space(space or mixtures_path())
@@ -126,14 +143,8 @@ def rank_agreement(quick: bool = False, n_configs: int | None = None, home: str 
     if not fids:
         raise ValueError(f"{spec.source}: the space offers no cheap fidelity (search.fidelities)")
     n = n_configs or (3 if quick else DEFAULT_CONFIGS)
-    root = home_dir(home)
     reqs = fidelity_requests(spec, n, quick)
-    # synth and the model first, not in a trial's seconds (as runner.prepare_assets, without Ray's imports)
-    synth_benchmark(str(root), reqs[0]["full"].data_seed)
-    ensure_tiny_model(root, reqs[0]["full"].tiny)
-    tb = TransferBench(None, {}, TrialRuntime(home=str(root), threads=1),
-                       workers=workers or min(8, os.cpu_count() or 1), label="bench search")
-    taken = tb.open_ledger(root / LEDGER)
+    tb, taken = ledger_bench(reqs[0]["full"], home, workers)
     _progress(f"rank agreement: {n} configurations of {spec.name} × (full, {', '.join(fids)}): "
               f"{len(reqs) * (len(fids) + 1)} trials, {taken} in {tb.ledger} already", "bench search")
     order = [*fids, "full"]  # a configuration's proxies first (see the module docstring)

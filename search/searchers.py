@@ -139,7 +139,6 @@ class PrunedToOptuna:
             warnings.warn(f"optuna refused trial {trial_id} as {state}: {exc}", stacklevel=1)
         self._completed_trials.add(trial_id)
 
-
     def _report_stopping_result(self, trial_id: str, result: dict[str, Any] | None) -> None:
         """The result a scheduler stopped the trial on, as its intermediate value at that step: Tune
         hands that result to ``on_trial_complete`` only, never to ``on_trial_result``, so without
