@@ -422,7 +422,8 @@ def _search_preflight(spec: Any, overrides: dict[str, Any], opts: Any, tracking_
 
     root = home(opts.home)
     uri = opts.tracking_uri or tracking_uri or default_tracking_uri(root)
-    return preflight_search(spec, overrides, uri, root, log=lambda line: print(line, flush=True))
+    # DeepSpeed's op builds beside the data and the model (run_search's prepare_assets waits for it)
+    return preflight_search(spec, overrides, uri, root, log=lambda line: print(line, flush=True), op_background=True)
 
 
 def _resumed_search(opts: Any) -> tuple[Any, dict[str, Any], Any, str] | None:

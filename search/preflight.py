@@ -71,18 +71,19 @@ def reachable_configs(spec: SearchSpec, overrides: dict[str, Any] | None = None)
 
 
 def preflight_search(spec: SearchSpec, overrides: dict[str, Any], tracking_uri: str, root: Path,
-                     log: Log = _stderr) -> Preflight:
+                     log: Log = _stderr, op_background: bool = False) -> Preflight:
     """A search's checks: the tracking store answers, then every trainer-side check for every
-    configuration the space can reach."""
+    configuration the space can reach (``op_background``: DeepSpeed's op, when missing, is built in
+    a process of its own while the run prepares; ``trainer.preflight.check_deepspeed_op``)."""
     cfgs = reachable_configs(spec, overrides)
     return preflight_configs(cfgs, f"space {spec.name}: {len(cfgs)} distinct trial configuration(s) cover its "
-                             "branches", tracking_uri, root, log)
+                             "branches", tracking_uri, root, log, op_background)
 
 
 def preflight_configs(cfgs: list[TrialConfig], what: str, tracking_uri: str, root: Path,
-                      log: Log = _stderr) -> Preflight:
+                      log: Log = _stderr, op_background: bool = False) -> Preflight:
     """The tracking store answers, then every trainer-side check for each of ``cfgs`` (``what``
-    says what they cover)."""
+    says what they cover; ``op_background``: as ``preflight_search``)."""
     out = Preflight()
     problem = tracking_store_problem(tracking_uri)
     if problem:
@@ -90,7 +91,7 @@ def preflight_configs(cfgs: list[TrialConfig], what: str, tracking_uri: str, roo
     else:
         out.checked.append(f"tracking store {tracking_uri}: usable")
     out.checked.append(what)
-    trials = preflight_trials(cfgs, root, log, refused=not out.ok)
+    trials = preflight_trials(cfgs, root, log, refused=not out.ok, op_background=op_background)
     out.merge(trials).seconds = trials.seconds
     return out
 

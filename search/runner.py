@@ -157,12 +157,21 @@ def trial_name(c: dict[str, Any], n: int) -> str:
 
 
 def prepare_assets(spec: SearchSpec, root: Path, overrides: dict[str, Any] | None = None) -> None:
-    """Generate the benchmark and pretrain the tiny model once, in the driver, before any trial."""
+    """Generate the benchmark and pretrain the tiny model once, in the driver, before any trial;
+    then wait for DeepSpeed's op when the preflight started its build (SearchError if it failed)."""
+    from xstilts.trainer.engine import wait_deepspeed_op
+
     tc = to_trial_config(spec, _first_point(spec), **(overrides or {}))
     if tc.benchmark == "synth":
         synth_benchmark(str(root), tc.data_seed)
     if tc.model == "tiny":
         ensure_tiny_model(root, tc.tiny)
+    try:
+        done = wait_deepspeed_op()
+    except RuntimeError as e:
+        raise SearchError(str(e)) from None
+    if done:
+        print(f"[xstilts] {done}", flush=True)
 
 
 def _first_point(spec: SearchSpec) -> dict[str, Any]:

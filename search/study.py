@@ -157,7 +157,7 @@ def run_study(spec: StudySpec | None, opts: StudyOptions) -> StudyOutcome:
         from .preflight import preflight_configs
 
         pre = preflight_configs(list(run.configs.values()), f"study {run.spec.name}: {len(run.configs)} arm(s)",
-                                run.tracking_uri, root)
+                                run.tracking_uri, root, op_background=True)  # _prepare_assets waits for it
         if not pre.ok:
             raise StudyError(pre.text())
         print(f"[xstilts] preflight: no problems ({pre.seconds:.1f}s; {'; '.join(pre.checked)})", flush=True)
@@ -269,12 +269,21 @@ def _find_run_dir(name: str, storage: Path) -> Path:
 
 
 def _prepare_assets(run: StudyRun) -> None:
-    """Generate synth and pretrain the tiny model once, in the driver, before any trial."""
+    """Generate synth and pretrain the tiny model once, in the driver, before any trial; then wait
+    for DeepSpeed's op when the preflight started its build."""
+    from xstilts.trainer.engine import wait_deepspeed_op
+
     for tc in run.configs.values():
         if tc.benchmark == "synth":
             synth_benchmark(str(run.root), tc.data_seed)
         if tc.model == "tiny":
             ensure_tiny_model(run.root, tc.tiny)
+    try:
+        done = wait_deepspeed_op()
+    except RuntimeError as e:
+        raise StudyError(str(e)) from None
+    if done:
+        print(f"[xstilts] {done}", flush=True)
 
 
 # ---- MLflow: the parent run and the children ---------------------------------------------------

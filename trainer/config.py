@@ -45,6 +45,12 @@ ScheduleKind = Literal["sequential", "interleaved", "annealed", "stages"]
 TaskRates = Literal["explicit", "proportional", "temperature", "uniform", "unimax"]
 
 
+# How the tiny model is pretrained, in its cache key. 2: the MLM loss projects the masked positions
+# only (``model.masked_lm_loss``): the same loss, gradients equal up to float rounding, so a model
+# that differs in its last bits from one of procedure 1, made anew rather than mixed with old caches.
+PRETRAIN_PROCEDURE = 2
+
+
 class TinyModelSpec(BaseModel):
     """Shape and pretraining budget of the locally made tiny model (part of its cache key)."""
 
@@ -71,6 +77,8 @@ class TinyModelSpec(BaseModel):
         from .synth import SYNTH_VERSION  # pure Python, no torch
 
         raw = {**self.model_dump(), "synth_version": SYNTH_VERSION}
+        if PRETRAIN_PROCEDURE > 1:  # a model pretrained by an older procedure is not reused
+            raw["pretrain_procedure"] = PRETRAIN_PROCEDURE
         raw["intermediate"] = raw.pop("ffn_width")
         raw["language_temperature"] = raw.pop("pretrain_temperature")
         return hashlib.sha1(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:10]

@@ -7,12 +7,18 @@ CPU accelerator with gloo is used; on a GPU host DeepSpeed picks CUDA by itself.
 On the CPU accelerator the first engine JIT-builds DeepSpeed's shared-memory collectives op
 (``deepspeed_shm_comm``, C++ with g++ and ninja: about 85 s on 2 cores) into
 ``TORCH_EXTENSIONS_DIR``; ``ensure_deepspeed_op`` builds it ahead, with progress, so no trial waits.
+A search or a study starts that build in a process of its own (``start_deepspeed_op_build``) and
+makes its data and model meanwhile, then waits for it (``wait_deepspeed_op``) before any trial.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -25,9 +31,14 @@ from .model import lr_lambda
 from .ports import free_port
 
 __all__ = ["init_distributed", "build_engine", "ds_config", "world", "bf16_supported", "engine_step",
-           "DEEPSPEED_CPU_OP", "deepspeed_op_file", "ensure_deepspeed_op"]
+           "DEEPSPEED_CPU_OP", "deepspeed_op_file", "ensure_deepspeed_op", "start_deepspeed_op_build",
+           "wait_deepspeed_op", "clear_stale_op_lock", "STALE_LOCK_S"]
 
 DEEPSPEED_CPU_OP = "deepspeed_shm_comm"  # what DeepSpeed's CPU accelerator JIT-builds at its first engine
+# torch's build lock (the file ``lock`` in the op's build folder) older than this was left by a build
+# that was killed (the build takes 1-2 min): every later build would wait on it forever
+STALE_LOCK_S = 600.0
+_PENDING: dict[str, Any] = {}  # the build start_deepspeed_op_build started: its process and stderr file
 
 
 def init_distributed() -> None:
@@ -132,12 +143,12 @@ def ensure_deepspeed_op(log: Callable[[str], None] = print, every: float = 15.0)
         return "no JIT-built op needed on this accelerator"
     if so.exists():
         return f"{DEEPSPEED_CPU_OP} built ({so})"
-    import deepspeed.ops
-    from deepspeed.accelerator import get_accelerator
-
-    builder = get_accelerator().create_op_builder("ShareMemCommBuilder")
-    if builder is None or not deepspeed.ops.__compatible_ops__.get(builder.NAME, False):
+    builder = _op_builder()
+    if builder is None:
         return f"{DEEPSPEED_CPU_OP} not used on this host (DeepSpeed falls back to gloo)"
+    cleared = clear_stale_op_lock(so.parent)
+    if cleared:
+        log(f"[xstilts] {cleared}")
     log(f"[xstilts] building DeepSpeed's CPU op {DEEPSPEED_CPU_OP} into {so.parent} (once; ~85 s on 2 cores, "
         "needs g++) ...")
     t0, done = time.perf_counter(), threading.Event()
@@ -157,3 +168,85 @@ def ensure_deepspeed_op(log: Callable[[str], None] = print, every: float = 15.0)
         done.set()
     log(f"[xstilts] {DEEPSPEED_CPU_OP} built in {time.perf_counter() - t0:.0f}s")
     return f"{DEEPSPEED_CPU_OP} built now ({so})"
+
+
+def _op_builder() -> Any:
+    """DeepSpeed's builder of the CPU op, or None when this host does not use it."""
+    import deepspeed.ops
+    from deepspeed.accelerator import get_accelerator
+
+    builder = get_accelerator().create_op_builder("ShareMemCommBuilder")
+    if builder is None or not deepspeed.ops.__compatible_ops__.get(builder.NAME, False):
+        return None
+    return builder
+
+
+def clear_stale_op_lock(build_dir: Path, max_age_s: float = STALE_LOCK_S) -> str | None:
+    """Remove torch's build lock in ``build_dir`` when it is older than ``max_age_s`` (a killed
+    build left it; torch would wait on it forever) and say so; None when there is none to remove."""
+    lock = build_dir / "lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    if age < max_age_s:
+        return None  # a build may be running now: torch waits for it
+    lock.unlink(missing_ok=True)
+    return (f"removed a stale build lock {lock} ({age / 60:.0f} min old, left by a build that was killed; "
+            "torch would have waited on it forever)")
+
+
+def start_deepspeed_op_build(log: Callable[[str], None] = print) -> str:
+    """Start building DeepSpeed's CPU op in a process of its own, unless it is built or not needed;
+    returns what was found or started. The build runs in its own session (a Ctrl-C of the search
+    stops neither it nor leaves torch's build lock behind) and prints its progress;
+    ``wait_deepspeed_op`` waits for it. What can be checked at once is: RuntimeError (one line)
+    when no C++ compiler or no ninja is found."""
+    so = deepspeed_op_file()
+    if so is None:
+        return "no JIT-built op needed on this accelerator"
+    if so.exists():
+        return f"{DEEPSPEED_CPU_OP} built ({so})"
+    from torch.utils.cpp_extension import is_ninja_available
+
+    cxx = os.environ.get("CXX", "c++")
+    missing = [what for what, ok in ((f"a C++ compiler ({cxx})", shutil.which(cxx)),
+                                     ("ninja", is_ninja_available())) if not ok]
+    if missing:
+        raise RuntimeError(f"DeepSpeed's CPU op {DEEPSPEED_CPU_OP} cannot be built into {so.parent}: "
+                           f"{' and '.join(missing)} not found on PATH")
+    if _op_builder() is None:
+        return f"{DEEPSPEED_CPU_OP} not used on this host (DeepSpeed falls back to gloo)"
+    err = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen([sys.executable, "-c", "from xstilts.trainer.engine import _build_op_main; "
+                             "_build_op_main()"], stderr=err, start_new_session=True)
+    _PENDING.update(proc=proc, err=err, t0=time.perf_counter())
+    return f"{DEEPSPEED_CPU_OP} building in the background (pid {proc.pid}) into {so.parent}"
+
+
+def wait_deepspeed_op(log: Callable[[str], None] = print) -> str | None:
+    """Wait for the build ``start_deepspeed_op_build`` started (None when it started none); what it
+    did, or RuntimeError with the build's one-line reason when it failed."""
+    proc = _PENDING.pop("proc", None)
+    if proc is None:
+        return None
+    err, t0 = _PENDING.pop("err"), _PENDING.pop("t0")
+    if proc.poll() is None:
+        log(f"[xstilts] waiting for DeepSpeed's CPU op {DEEPSPEED_CPU_OP} to finish building ...")
+    rc = proc.wait()
+    err.seek(0)
+    lines = [line.strip() for line in err.read().splitlines() if line.strip()]
+    err.close()
+    if rc != 0:
+        raise RuntimeError(lines[-1] if lines else f"DeepSpeed's CPU op {DEEPSPEED_CPU_OP} build exited with {rc}")
+    return f"{DEEPSPEED_CPU_OP} built in the background ({time.perf_counter() - t0:.0f}s after it started)"
+
+
+def _build_op_main() -> None:
+    """The background build's process: ``ensure_deepspeed_op`` with its progress on stdout, its
+    failure as one line on stderr (exit 1)."""
+    try:
+        ensure_deepspeed_op(lambda line: print(line, flush=True))
+    except RuntimeError as e:
+        print(e, file=sys.stderr, flush=True)
+        sys.exit(1)

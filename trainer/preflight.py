@@ -23,7 +23,7 @@ from typing import Any
 from .config import TrialConfig
 from .corpora import CorpusError, corpus_plan, read_docs
 from .data import load_records, synth_benchmark
-from .engine import deepspeed_op_file, ensure_deepspeed_op
+from .engine import deepspeed_op_file, ensure_deepspeed_op, start_deepspeed_op_build
 from .home import HomeError, check_writable
 from .hub import DataNotFoundError, hub_unavailable
 from .model import local_model_folder
@@ -234,27 +234,31 @@ def check_home(root: Path) -> Preflight:
     return out
 
 
-def check_deepspeed_op(log: Log = print) -> Preflight:
-    """DeepSpeed's CPU op: built, or built now (with progress) so that no trial waits for it."""
+def check_deepspeed_op(log: Log = print, background: bool = False) -> Preflight:
+    """DeepSpeed's CPU op: built, or built now (with progress) so that no trial waits for it; with
+    ``background``, its build started in a process of its own (the caller makes its data and model
+    meanwhile, then ``engine.wait_deepspeed_op``), once a compiler and ninja are found."""
     out = Preflight()
     try:
-        out.checked.append(f"DeepSpeed: {ensure_deepspeed_op(log)}")
+        out.checked.append(f"DeepSpeed: {(start_deepspeed_op_build if background else ensure_deepspeed_op)(log)}")
     except RuntimeError as e:
         out.problems.append(str(e))
     return out
 
 
-def preflight_trials(cfgs: Iterable[TrialConfig], root: Path, log: Log = print, refused: bool = False) -> Preflight:
+def preflight_trials(cfgs: Iterable[TrialConfig], root: Path, log: Log = print, refused: bool = False,
+                     op_background: bool = False) -> Preflight:
     """Every trainer-side check for ``cfgs``: the home folder, the data, the model, DeepSpeed's op
     (not built into a home that cannot be written, nor when another problem, here or ``refused``
-    by the caller's checks, refuses the run anyway: a refusal comes at once, not after the build)."""
+    by the caller's checks, refuses the run anyway: a refusal comes at once, not after the build;
+    ``op_background``: see ``check_deepspeed_op``)."""
     t0, configs = time.perf_counter(), list(cfgs)
     out = check_home(root)
     home_ok = out.ok
     out.merge(check_model(configs, root)).merge(check_data(configs, root))
     op = deepspeed_op_file()
     if home_ok and (out.ok and not refused or op is None or op.exists()):
-        out.merge(check_deepspeed_op(log))
+        out.merge(check_deepspeed_op(log, op_background))
     elif home_ok:
         out.notes.append("DeepSpeed's CPU op: not built yet; it is built (once) when the problems above are fixed")
     out.seconds = time.perf_counter() - t0

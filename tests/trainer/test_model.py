@@ -127,6 +127,40 @@ def test_a_new_synth_version_retrains_the_tiny_model(monkeypatch: pytest.MonkeyP
     assert SPEC.key() != before
 
 
+def test_a_new_pretraining_procedure_retrains_the_tiny_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import xstilts.trainer.config as config
+
+    before = SPEC.key()
+    monkeypatch.setattr(config, "PRETRAIN_PROCEDURE", config.PRETRAIN_PROCEDURE + 1)
+    assert SPEC.key() != before
+
+
+def test_masked_lm_loss_is_the_models_own_loss_with_the_same_gradients() -> None:
+    """The projection at the masked positions only gives the loss ``XLMRobertaForMaskedLM`` computes
+    over every position (bit for bit) and its gradients up to float rounding."""
+    from transformers import XLMRobertaForMaskedLM
+
+    from xstilts.trainer.model import _tiny_config, masked_lm_loss
+
+    torch.manual_seed(0)
+    model = XLMRobertaForMaskedLM(_tiny_config(SPEC, 120)).eval()  # no dropout: two passes, one function
+    ids = torch.randint(5, 120, (16, 20), generator=torch.Generator().manual_seed(1))
+    ids[:, 0], ids[:, -1], ids[3, 12:] = 0, 2, 1  # <s> ... </s>, one padded row
+    attn = (ids != 1).long()
+    inp, labels = mask_tokens(ids, ids <= 2, 4, 120, torch.Generator().manual_seed(2))
+    ours = masked_lm_loss(model, inp, attn, labels)
+    ours.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    theirs = model(input_ids=inp, attention_mask=attn, labels=labels).loss
+    theirs.backward()
+    assert ours.item() == theirs.item()
+    assert grads.keys() == {n for n, p in model.named_parameters() if p.grad is not None}
+    for n, p in model.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(grads[n], p.grad, rtol=1e-4, atol=1e-6, msg=n)
+
+
 def test_lr_decay_kinds() -> None:
     lin, cos, const = lr_lambda(100, 0.1), lr_lambda(100, 0.1, "cosine"), lr_lambda(100, 0.1, "constant")
     assert lin(4) == cos(4) == const(4) == pytest.approx(0.5)  # the same warmup

@@ -10,7 +10,14 @@ import pytest
 
 from tests.realdata import N_ROWS, write_real_data, write_rows
 from xstilts.trainer.config import TinyModelSpec, TrialConfig
-from xstilts.trainer.engine import DEEPSPEED_CPU_OP, deepspeed_op_file, ensure_deepspeed_op
+from xstilts.trainer.engine import (
+    DEEPSPEED_CPU_OP,
+    clear_stale_op_lock,
+    deepspeed_op_file,
+    ensure_deepspeed_op,
+    start_deepspeed_op_build,
+    wait_deepspeed_op,
+)
 from xstilts.trainer.preflight import (
     DETAILED,
     Need,
@@ -214,6 +221,56 @@ def test_the_deepspeed_op_is_found_where_torch_extensions_dir_points() -> None:
     assert so is not None and so.name == f"{DEEPSPEED_CPU_OP}.so"
     if so.exists():  # the shared test build: nothing to do, and it says where
         assert ensure_deepspeed_op(log=lambda s: None) == f"{DEEPSPEED_CPU_OP} built ({so})"
+
+
+def test_a_built_op_starts_no_background_build() -> None:
+    so = deepspeed_op_file()
+    if so is None or not so.exists():
+        pytest.skip("the shared test build of the op is not there yet")
+    assert start_deepspeed_op_build(log=lambda s: None) == f"{DEEPSPEED_CPU_OP} built ({so})"
+    assert wait_deepspeed_op() is None  # nothing was started: nothing to wait for
+
+
+def test_no_compiler_refuses_the_background_build_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-c++"))
+    (tmp_path / "home").mkdir()  # synth and the tiny model not made yet: notes, no problem
+    out = preflight_trials([TrialConfig(tiny=TinyModelSpec(pretrain_steps=7))], tmp_path / "home",
+                           log=lambda s: None, op_background=True)
+    (problem,) = out.problems
+    assert problem == (f"DeepSpeed's CPU op {DEEPSPEED_CPU_OP} cannot be built into {tmp_path / 'ext' / DEEPSPEED_CPU_OP}: "
+                       f"a C++ compiler ({tmp_path / 'no-such-c++'}) not found on PATH")
+    assert wait_deepspeed_op() is None
+
+
+def test_a_background_build_that_fails_says_why_when_waited_for(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real build in its own process, with a compiler that fails: the start returns at once, the
+    wait raises the build's one-line reason, and the build left no lock behind."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    monkeypatch.setenv("CXX", "/bin/false")
+    started = start_deepspeed_op_build(log=lambda s: None)
+    assert started.startswith(f"{DEEPSPEED_CPU_OP} building in the background (pid "), started
+    with pytest.raises(RuntimeError, match=f"^DeepSpeed's CPU op {DEEPSPEED_CPU_OP} could not be built into ") as e:
+        wait_deepspeed_op(log=lambda s: None)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "ext" / DEEPSPEED_CPU_OP / "lock").exists()
+    assert wait_deepspeed_op() is None  # waited for once
+
+
+def test_a_stale_build_lock_is_removed_a_fresh_one_kept(tmp_path: Path) -> None:
+    """torch waits forever on the lock a killed build left; one older than a build takes goes."""
+    import os
+    import time
+
+    lock = tmp_path / "lock"
+    lock.write_text("")
+    assert clear_stale_op_lock(tmp_path) is None and lock.exists()  # a build may be running
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    said = clear_stale_op_lock(tmp_path)
+    assert said is not None and said.startswith(f"removed a stale build lock {lock} (60 min old")
+    assert not lock.exists() and clear_stale_op_lock(tmp_path) is None
 
 
 def test_preflight_trials_runs_every_check(data: Path, tmp_path: Path) -> None:
