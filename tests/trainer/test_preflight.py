@@ -258,6 +258,21 @@ def test_a_background_build_that_fails_says_why_when_waited_for(tmp_path: Path,
     assert wait_deepspeed_op() is None  # waited for once
 
 
+@pytest.mark.slow
+def test_the_background_build_builds_the_op(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real build (~1 min of g++) in its own process into an empty folder: started at once,
+    then waited for; the op is there and loads, and no lock is left."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    so = deepspeed_op_file()
+    assert so is not None and not so.exists()
+    started = start_deepspeed_op_build(log=lambda s: None)
+    assert started.startswith(f"{DEEPSPEED_CPU_OP} building in the background (pid "), started
+    done = wait_deepspeed_op(log=lambda s: None)
+    assert done is not None and done.startswith(f"{DEEPSPEED_CPU_OP} built in the background (")
+    assert so.exists() and not (so.parent / "lock").exists()
+    assert ensure_deepspeed_op(log=lambda s: None) == f"{DEEPSPEED_CPU_OP} built ({so})"
+
+
 def test_a_stale_build_lock_is_removed_a_fresh_one_kept(tmp_path: Path) -> None:
     """torch waits forever on the lock a killed build left; one older than a build takes goes."""
     import os
