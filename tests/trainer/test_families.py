@@ -167,7 +167,7 @@ def test_a_trained_family_beats_chance(tok_path: Any, tiny_home: Path) -> None:
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     torch.manual_seed(0)
-    for step in range(60):
+    for step in range(120):
         i = (step * 16) % 256
         x, attn, y = collate("qa", train.ids[i : i + 16], train.labels[i : i + 16], tok.pad_token_id)
         loss = model("squad", x, attn, y)[0]
