@@ -24,7 +24,16 @@ XQuAD records carry no ``title``, as in ``google/xtreme``; SQuAD, MLQA and TyDiQ
 from __future__ import annotations
 
 from .splits import ByLanguage, Record, SynthSizes, Tasks, parallel, task_rng
-from .world import EITHER_VERB, N_NOUNS, N_TOPICS, NUMBERS, SUBJECT_KINDS, Clause, World
+from .world import (
+    EITHER_VERB,
+    N_NOUNS,
+    N_TOPICS,
+    NUMBERS,
+    SUBJECT_KINDS,
+    Clause,
+    World,
+    english_content_words,
+)
 
 __all__ = ["qa_item", "squad_record", "render_qa"]
 
@@ -49,18 +58,17 @@ def qa_item(w: World, lang: str, n_clauses: int, p_many: float) -> tuple[str, st
     target = clauses[person_at]
     kind = "many" if r.random() < p_many else "who"
     answer = w.anchor_form(lang, target.num if kind == "many" and target.num else target.name)
-    context_en = {x for c in clauses for x in w.render(c, "en").split()}
-    for _ in range(100):  # a question none of whose content words is in the context (judged in English)
+    # a question none of whose content words is in the context (judged in English)
+    context_content = english_content_words(w) & {x for c in clauses for x in w.render(c, "en").split()}
+    for _ in range(100):
         state = r.getstate()
-        q_en = w.question(target, "en", kind)
-        if not set(q_en.split()) & (context_en - _NOT_CONTENT):
+        if not set(w.question(target, "en", kind).split()) & context_content:
             break
     r.setstate(state)
     return " . ".join(w.render(c, lang) for c in clauses) + " .", w.question(target, lang, kind), answer
 
 
 EITHER_SHARE = 0.3  # clauses whose verb takes a person or an organisation: nothing tells which
-_NOT_CONTENT = {"the", "with", "not", "who", "many"}  # what a question may share with its context
 
 
 def squad_record(ctx: str, q: str, a: str, rid: str, title: str | None) -> Record:
